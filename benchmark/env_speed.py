@@ -1,0 +1,85 @@
+"""Environment speed: env-steps per second (worlds x steps) of particle_envs at 1, 64 and 1024 worlds.
+
+    python benchmark/env_speed.py
+
+References are measured in the same run when installed (`pip install vmas mpe2`, not in requirements.txt):
+VMAS's simple_spread on the CPU at the same batch sizes, and PettingZoo/MPE2's simple_spread_v3 (one world).
+Ratios are printed against them, so the comparison does not depend on how fast this machine is today.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import particle_envs  # noqa: E402
+
+
+def ours(domain, num_envs, seconds):
+    env = particle_envs.make(domain, num_envs=num_envs, n_agents=3 if domain == "spread" else 2)
+    actions = np.random.default_rng(0).integers(0, 5, (64, num_envs, env.n_agents))
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for k in range(env.horizon):  # an episode, then reset: resets are part of the cost
+            env.step(actions[k % 64])
+        env.reset()
+        steps += env.horizon
+    return steps * num_envs / (time.perf_counter() - start)
+
+
+def vmas_spread(num_envs, seconds):
+    import torch
+    import vmas
+
+    torch.set_num_threads(1)
+    env = vmas.make_env("simple_spread", num_envs=num_envs, device="cpu", continuous_actions=False, n_agents=3,
+                        max_steps=None, seed=0)
+    env.reset()
+    actions = [torch.randint(0, 5, (num_envs,)) for _ in range(3)]
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(25):
+            env.step(actions)
+        env.reset()
+        steps += 25
+    return steps * num_envs / (time.perf_counter() - start)
+
+
+def mpe2_spread(seconds):
+    from mpe2 import simple_spread_v3
+
+    env = simple_spread_v3.parallel_env(N=3, max_cycles=25)
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(25):
+            env.step({agent: 1 for agent in env.agents})
+        env.reset()
+        steps += 25
+    return steps / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    seconds = float(os.environ.get("SECONDS_PER_CASE", 3))
+    print(f"{'case':<22}{'ours':>14}{'reference':>14}{'ratio':>8}")
+    for domain in ("spread", "push_box"):
+        for num_envs in (1, 64, 1024):
+            sps = ours(domain, num_envs, seconds)
+            ref_name, ref = "", None
+            try:
+                if domain == "spread":
+                    ref_name, ref = "vmas", vmas_spread(num_envs, seconds)
+            except ImportError:
+                pass
+            if domain == "spread" and num_envs == 1:
+                try:
+                    ref_name, ref = "mpe2", mpe2_spread(seconds)
+                except ImportError:
+                    pass
+            name = f"{domain}{'(n=3)' if domain == 'spread' else ''} x{num_envs}"
+            if ref is None:
+                print(f"{name:<22}{sps:>14,.0f}{'-':>14}{'-':>8}")
+            else:
+                print(f"{name:<22}{sps:>14,.0f}{ref:>11,.0f} {ref_name:<4}{sps / ref:>5.1f}x")

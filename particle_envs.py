@@ -1,0 +1,339 @@
+# Vectorized multiagent particle worlds for DVM (Wadhwania et al., "Policy Distillation and Value
+# Matching in Multiagent Reinforcement Learning", Sec. V-A). Pure numpy, batched over `num_envs` worlds.
+"""Spread (2-4 agents) and push box (2 agents) with the physics of OpenAI's multiagent-particle-envs.
+
+Physics, as in the original MPE `multiagent/core.py` the paper built on:
+    force  = action force (unit force x sensitivity) + soft contact forces
+    vel    = vel * (1 - damping) + force / mass * dt
+    pos    = pos + vel * dt           # velocity first, then position (PettingZoo/MPE2 does the reverse)
+Soft contact between two discs a, b with radii summing to d_min:
+    f_a = contact_force * (p_a - p_b) / |p_a - p_b| * k * logaddexp(0, -(|p_a - p_b| - d_min) / k),  f_b = -f_a
+
+Discrete actions follow the original MPE one-hot convention that MADDPG used:
+    0 no-op, 1 +x, 2 -x, 3 +y, 4 -y
+(PettingZoo's MPE orders them no-op, -x, +x, -y, +y; policies trained on one do not transfer to the other.)
+Continuous actions are a force (x, y) in [-1, 1]^2, scaled by the sensitivity.
+
+Observations make agents interchangeable (paper Sec. III-B, Eqs. 4-5): the other agents' positions are
+listed relative to the observer and sorted by relative heading atan2(dy, dx), as a lidar would return
+them, so when agents i and j swap states their observations swap exactly and nobody else's changes.
+
+All worlds of a batch are synchronized: `step` returns `truncated` (all True) at the horizon and the
+caller calls `reset`; there is no autoreset.
+"""
+import gymnasium as gym
+import numpy as np
+
+# Quadrant centres in the order LL, UR, UL, LR (paper Fig. 2); agent k starts in quadrant k in Phase I.
+QUADRANT_CENTRES = np.array([[-0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [0.5, -0.5]])
+# Phase II starts: n = 2 swaps LL <-> UR, n = 3 shifts cyclically; n = 4 draws a permutation per episode.
+PHASE2_QUADRANTS = {2: np.array([1, 0]), 3: np.array([1, 2, 0])}
+# Discrete action index -> unit force (original MPE convention, see the module docstring).
+DISCRETE_FORCES = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+# Push box targets: Task I left, Task II right, and the new one of Task III, as far from the box.
+BOX_TARGETS = np.array([[-0.75, 0.0], [0.75, 0.0], [0.0, 0.75]])
+
+
+def action_forces(actions, num_envs, n_agents, continuous):
+    """Check a batch of actions and return the unit forces (num_envs, n_agents, 2)."""
+    actions = np.asarray(actions)
+    if continuous:
+        if actions.shape != (num_envs, n_agents, 2):
+            raise ValueError(f"continuous actions must have shape (num_envs, n_agents, 2) = "
+                             f"{(num_envs, n_agents, 2)}, got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.floating):
+            raise ValueError(f"continuous actions must be floats, got dtype {actions.dtype}")
+        if not (np.abs(actions) <= 1.0).all():  # also rejects NaN
+            raise ValueError("continuous actions must lie in [-1, 1]")
+        return actions.astype(np.float64)
+    if actions.shape != (num_envs, n_agents):
+        raise ValueError(f"discrete actions must have shape (num_envs, n_agents) = {(num_envs, n_agents)}, "
+                         f"got {actions.shape}")
+    if not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"discrete actions must be integers, got dtype {actions.dtype}")
+    if actions.size and (actions.min() < 0 or actions.max() > 4):
+        raise ValueError(f"discrete actions must be in 0..4, got values in {actions.min()}..{actions.max()}")
+    return np.take(DISCRETE_FORCES, actions, axis=0)
+
+
+# Speed note for readers: numpy is slow at fancy indexing and at broadcasting along short inner axes
+# (here the x, y axis of length 2). np.take, same-shape operands and explicit x/y arithmetic are 3-10x
+# faster on (num_envs, n, 2) arrays, which is why the helpers below are written that way.
+
+
+def contact_forces(pos, radii, pairs, contact_force, contact_margin):
+    """MPE soft contact force on every disc from every other disc: pos (N, m, 2), radii (m,) -> (N, m, 2).
+
+    `pairs` = (i, j, scatter) from `make_pairs` lists the unordered pairs once; scatter (2P, 2m) is the
+    pair-to-disc incidence (+1 at i, -1 at j) for x and y, so one matrix product hands +f to disc i and
+    -f to disc j.
+    """
+    i, j, scatter = pairs
+    delta = np.take(pos, i, axis=1) - np.take(pos, j, axis=1)  # (N, P, 2): p_i - p_j
+    dist = np.sqrt(delta[..., 0] ** 2 + delta[..., 1] ** 2)
+    k = contact_margin
+    penetration = np.logaddexp(0.0, (radii[i] + radii[j] - dist) / k) * k
+    scale = contact_force * penetration / np.maximum(dist, 1e-9)  # the floor only avoids 0 / 0
+    force = delta * scale[..., None]  # on disc i; -force on disc j
+    N, m = pos.shape[:2]
+    return (force.reshape(N, -1) @ scatter).reshape(N, m, 2)
+
+
+def make_pairs(m):
+    """The unordered pairs (i < j) of m discs, with the incidence matrix contact_forces uses."""
+    i, j = np.triu_indices(m, k=1)
+    incidence = np.zeros((m, len(i)))
+    incidence[i, np.arange(len(i))] = 1.0
+    incidence[j, np.arange(len(i))] = -1.0
+    return i, j, np.kron(incidence.T, np.eye(2))
+
+
+def heading_key(dx, dy):
+    """A number that orders vectors exactly as atan2(dy, dx) in (-pi, pi] does, at a fraction of its cost.
+
+    c = dx / (|dx| + |dy|) falls from 1 to -1 as the heading goes from 0 to +-pi, so 1 - c (upper half-plane)
+    and c - 1 (lower half-plane) rise monotonically with the heading over (-2, 2].
+    """
+    c = dx / np.maximum(np.abs(dx) + np.abs(dy), 1e-300)
+    return np.where(dy >= 0, 1.0 - c, c - 1.0)
+
+
+def others_by_heading(pos, others, selves):
+    """Positions of the other agents relative to each agent, sorted by heading: (N, n, 2) -> (N, n, n-1, 2).
+
+    `others` (n, n-1) lists agent i's others in index order and `selves` (n, n-1) repeats i. The n-1 <= 3
+    entries are sorted by an odd-even transposition network (compare-exchange with np.where; stable),
+    much faster than np.argsort on rows this short.
+    """
+    rel = np.take(pos, others, axis=1) - np.take(pos, selves, axis=1)
+    m = rel.shape[2]
+    if m < 2:
+        return rel
+    key = heading_key(rel[..., 0], rel[..., 1])
+    keys = [key[:, :, c] for c in range(m)]
+    xs = [rel[:, :, c, 0] for c in range(m)]
+    ys = [rel[:, :, c, 1] for c in range(m)]
+    for sweep in range(m):
+        for c in range(sweep % 2, m - 1, 2):
+            swap = keys[c] > keys[c + 1]
+            for v in (keys, xs, ys):
+                v[c], v[c + 1] = np.where(swap, v[c + 1], v[c]), np.where(swap, v[c], v[c + 1])
+    for c in range(m):
+        rel[:, :, c, 0], rel[:, :, c, 1] = xs[c], ys[c]
+    return rel
+
+
+def draw_discs(centres, radii, colours, size=256, extent=1.25):
+    """Rasterize discs (world coordinates, later ones on top) into an RGB uint8 image of [-extent, extent]^2."""
+    img = np.full((size, size, 3), 255, dtype=np.uint8)
+    coords = (np.arange(size) + 0.5) / size * 2 * extent - extent
+    x, y = np.meshgrid(coords, coords[::-1])  # row 0 is the top of the picture
+    img[np.abs(x) < extent / size] = 225  # axes through the origin
+    img[np.abs(y) < extent / size] = 225
+    for (cx, cy), r, colour in zip(centres, radii, colours):
+        img[(x - cx) ** 2 + (y - cy) ** 2 <= r**2] = colour
+    return img
+
+
+AGENT_COLOURS = [(220, 60, 60), (60, 90, 220), (60, 170, 80), (230, 160, 30)]
+
+
+class Spread:
+    """Cooperative navigation (MPE simple_spread): n agents cover n targets at the quadrant centres.
+
+    Agent k starts uniformly inside quadrant k (LL, UR, UL, LR) in Phase I; in Phase II n = 2 swaps the two
+    quadrants, n = 3 shifts them cyclically (agent k -> quadrant k+1 mod 3) and n = 4 draws a uniformly random
+    permutation of the four quadrants for every world and episode. Team reward per step:
+    -sum over targets of the distance to the nearest agent, minus 1 per pair of colliding agents.
+    Observation of agent i: own velocity, own position, targets relative to i (quadrant order), other agents
+    relative to i sorted by heading. Dimension 4 + 2n + 2(n-1).
+    """
+
+    def __init__(self, num_envs=1, n_agents=3, phase=1, continuous=False, horizon=25, collisions=True,
+                 target_jitter=0.0, agent_radius=0.15, dt=0.1, damping=0.25, mass=1.0, sensitivity=5.0,
+                 contact_force=100.0, contact_margin=1e-3):
+        if n_agents not in (2, 3, 4):
+            raise ValueError(f"spread supports n_agents 2, 3 or 4, got {n_agents}")
+        if phase not in (1, 2):
+            raise ValueError(f"spread phase must be 1 or 2, got {phase}")
+        if num_envs < 1 or horizon < 1:
+            raise ValueError(f"num_envs and horizon must be positive, got {num_envs} and {horizon}")
+        self.num_envs, self.n_agents, self.phase, self.continuous = num_envs, n_agents, phase, continuous
+        self.horizon, self.collisions, self.target_jitter = horizon, collisions, target_jitter
+        self.agent_radius, self.dt, self.damping, self.mass = agent_radius, dt, damping, mass
+        self.sensitivity, self.contact_force, self.contact_margin = sensitivity, contact_force, contact_margin
+        obs_dim = 4 + 2 * n_agents + 2 * (n_agents - 1)
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        self.single_action_space = (gym.spaces.Box(-1.0, 1.0, (2,), np.float32) if continuous
+                                    else gym.spaces.Discrete(5))
+        self.radii = np.full(n_agents, agent_radius)
+        self.pairs = make_pairs(n_agents)
+        self.others = np.array([[k for k in range(n_agents) if k != i] for i in range(n_agents)])
+        self.selves = np.repeat(np.arange(n_agents)[:, None], n_agents - 1, axis=1)
+        # observer i and target t for each of the n * n (agent, target) entries, agent-major
+        self.obs_agent, self.obs_target = np.repeat(np.arange(n_agents), n_agents), np.tile(np.arange(n_agents), n_agents)
+        self.rng = np.random.default_rng()
+        self.t = None
+
+    def reset(self, seed=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        N, n = self.num_envs, self.n_agents
+        if self.phase == 1:
+            self.quadrants = np.broadcast_to(np.arange(n), (N, n))
+        elif n == 4:
+            self.quadrants = self.rng.permuted(np.tile(np.arange(4), (N, 1)), axis=1)
+        else:
+            self.quadrants = np.broadcast_to(PHASE2_QUADRANTS[n], (N, n))
+        self.pos = QUADRANT_CENTRES[self.quadrants] + self.rng.uniform(-0.5, 0.5, (N, n, 2))
+        self.vel = np.zeros((N, n, 2))
+        self.targets = QUADRANT_CENTRES[:n] + self.target_jitter * self.rng.uniform(-1.0, 1.0, (N, n, 2))
+        self.t = 0
+        return self.observe()
+
+    def step(self, actions):
+        if self.t is None or self.t >= self.horizon:
+            raise RuntimeError("call reset() before step() and after every episode (no autoreset)")
+        force = action_forces(actions, self.num_envs, self.n_agents, self.continuous) * self.sensitivity
+        force += contact_forces(self.pos, self.radii, self.pairs, self.contact_force, self.contact_margin)
+        self.vel = self.vel * (1 - self.damping) + force / self.mass * self.dt
+        self.pos = self.pos + self.vel * self.dt
+        self.t += 1
+        done = np.full(self.num_envs, self.t >= self.horizon)
+        targets_rel = self.targets_rel()
+        return self.observe(targets_rel), self.reward(targets_rel), np.zeros(self.num_envs, bool), done, {}
+
+    def targets_rel(self):
+        """Targets relative to each agent: (N, agent, target, 2)."""
+        N, n = self.num_envs, self.n_agents
+        rel = np.take(self.targets, self.obs_target, axis=1) - np.take(self.pos, self.obs_agent, axis=1)
+        return rel.reshape(N, n, n, 2)
+
+    def reward(self, targets_rel=None):
+        rel = self.targets_rel() if targets_rel is None else targets_rel
+        dist = np.sqrt(rel[..., 0] ** 2 + rel[..., 1] ** 2)  # (N, agent, target)
+        nearest = dist[:, 0]
+        for k in range(1, self.n_agents):  # n <= 4: faster than dist.min(axis=1), which numpy does slowly
+            nearest = np.minimum(nearest, dist[:, k])
+        reward = -nearest.sum(axis=1)
+        if self.collisions:
+            i, j, _ = self.pairs
+            gap = self.pos[:, i] - self.pos[:, j]  # (N, pair, 2)
+            reward -= (gap[..., 0] ** 2 + gap[..., 1] ** 2 < (2 * self.agent_radius) ** 2).sum(axis=1)
+        return reward
+
+    def observe(self, targets_rel=None):
+        N, n = self.num_envs, self.n_agents
+        rel = self.targets_rel() if targets_rel is None else targets_rel
+        obs = np.empty((N, n, self.single_observation_space.shape[0]), np.float32)
+        obs[..., 0:2] = self.vel
+        obs[..., 2:4] = self.pos
+        obs[..., 4 : 4 + 2 * n] = rel.reshape(N, n, 2 * n)
+        obs[..., 4 + 2 * n :] = others_by_heading(self.pos, self.others, self.selves).reshape(N, n, 2 * (n - 1))
+        return obs
+
+    def render(self, env_index=0):
+        """RGB uint8 picture of one world: targets in black, agents in colour."""
+        n = self.n_agents
+        centres = np.concatenate([self.targets[env_index], self.pos[env_index]])
+        radii = [0.05] * n + [self.agent_radius] * n
+        colours = [(40, 40, 40)] * n + AGENT_COLOURS[:n]
+        return draw_discs(centres, radii, colours)
+
+
+class PushBox:
+    """Cooperative push box: two agents move a heavy box to a target (paper Sec. V-A2, Fig. 3).
+
+    The box starts at the centre and moves if and only if both agents touch it (discs overlap) in the same
+    step; it then takes the sum of their contact forces. Otherwise it stays exactly where it is, with zero
+    velocity, and acts on the agents as a wall. Agents start at uniformly random angles on a ring around it.
+    Target: Task I left (-0.75, 0), Task II right (0.75, 0), Task III one of left, right and (0, 0.75), drawn
+    uniformly per world and episode (`target_index`). Team reward per step: -|target - box|^2.
+    Observation of agent i: own velocity, own position, box relative to i, box velocity, target relative to
+    i, other agent relative to i (12 numbers).
+    """
+
+    def __init__(self, num_envs=1, n_agents=2, task=1, continuous=False, horizon=25, agent_radius=0.1,
+                 box_radius=0.25, box_mass=2.0, spawn_radius=0.5, dt=0.1, damping=0.25, mass=1.0,
+                 sensitivity=5.0, contact_force=100.0, contact_margin=1e-3):
+        if n_agents != 2:
+            raise ValueError(f"push_box supports n_agents 2 only, got {n_agents}")
+        if task not in (1, 2, 3):
+            raise ValueError(f"push_box task must be 1, 2 or 3, got {task}")
+        if num_envs < 1 or horizon < 1:
+            raise ValueError(f"num_envs and horizon must be positive, got {num_envs} and {horizon}")
+        self.num_envs, self.n_agents, self.task, self.continuous = num_envs, 2, task, continuous
+        self.horizon, self.agent_radius, self.box_radius, self.box_mass = horizon, agent_radius, box_radius, box_mass
+        self.spawn_radius, self.dt, self.damping, self.mass = spawn_radius, dt, damping, mass
+        self.sensitivity, self.contact_force, self.contact_margin = sensitivity, contact_force, contact_margin
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (12,), np.float32)
+        self.single_action_space = (gym.spaces.Box(-1.0, 1.0, (2,), np.float32) if continuous
+                                    else gym.spaces.Discrete(5))
+        self.radii = np.array([agent_radius, agent_radius, box_radius])
+        self.pairs = make_pairs(3)
+        self.rng = np.random.default_rng()
+        self.t = None
+
+    def reset(self, seed=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        N = self.num_envs
+        angle = self.rng.uniform(-np.pi, np.pi, (N, 2))
+        self.pos = self.spawn_radius * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        self.vel = np.zeros((N, 2, 2))
+        self.box_pos, self.box_vel = np.zeros((N, 2)), np.zeros((N, 2))
+        self.target_index = (self.rng.integers(0, 3, N) if self.task == 3 else np.full(N, self.task - 1))
+        self.target = BOX_TARGETS[self.target_index]
+        self.t = 0
+        return self.observe()
+
+    def step(self, actions):
+        if self.t is None or self.t >= self.horizon:
+            raise RuntimeError("call reset() before step() and after every episode (no autoreset)")
+        force = action_forces(actions, self.num_envs, 2, self.continuous) * self.sensitivity
+        everything = np.concatenate([self.pos, self.box_pos[:, None, :]], axis=1)  # agents, then the box
+        contact = contact_forces(everything, self.radii, self.pairs, self.contact_force, self.contact_margin)
+        force += contact[:, :2]
+        # The box moves only when both agents touch it: it needs their joint push.
+        gap = self.pos - self.box_pos[:, None, :]
+        touching = gap[..., 0] ** 2 + gap[..., 1] ** 2 < (self.agent_radius + self.box_radius) ** 2
+        moving = touching.all(axis=1)[:, None]
+        box_vel = self.box_vel * (1 - self.damping) + contact[:, 2] / self.box_mass * self.dt
+        self.box_vel = np.where(moving, box_vel, 0.0)
+        self.box_pos = self.box_pos + self.box_vel * self.dt
+        self.vel = self.vel * (1 - self.damping) + force / self.mass * self.dt
+        self.pos = self.pos + self.vel * self.dt
+        self.t += 1
+        done = np.full(self.num_envs, self.t >= self.horizon)
+        return self.observe(), self.reward(), np.zeros(self.num_envs, bool), done, {}
+
+    def reward(self):
+        delta = self.target - self.box_pos
+        return -(delta[:, 0] ** 2 + delta[:, 1] ** 2)
+
+    def observe(self):
+        obs = np.empty((self.num_envs, 2, 12), np.float32)
+        obs[..., 0:2] = self.vel
+        obs[..., 2:4] = self.pos
+        obs[..., 4:6] = self.box_pos[:, None, :] - self.pos
+        obs[..., 6:8] = self.box_vel[:, None, :]
+        obs[..., 8:10] = self.target[:, None, :] - self.pos
+        obs[..., 10:12] = self.pos[:, ::-1] - self.pos
+        return obs
+
+    def render(self, env_index=0):
+        """RGB uint8 picture of one world: target in black, box in grey, agents in colour."""
+        centres = [self.target[env_index], self.box_pos[env_index], *self.pos[env_index]]
+        radii = [0.05, self.box_radius, self.agent_radius, self.agent_radius]
+        colours = [(40, 40, 40), (160, 160, 160), *AGENT_COLOURS[:2]]
+        return draw_discs(centres, radii, colours)
+
+
+DOMAINS = {"spread": Spread, "push_box": PushBox}
+
+
+def make(domain, **kwargs):
+    """Build a world batch by name: make("spread", num_envs=64, n_agents=3, phase=2) or make("push_box", task=3)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; choose one of {sorted(DOMAINS)}")
+    return DOMAINS[domain](**kwargs)

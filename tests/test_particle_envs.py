@@ -1,0 +1,349 @@
+"""Semantics of the particle worlds: symmetry, physics, rewards, phases, seeding and input checks."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import particle_envs as pe
+
+SPREAD_N = (2, 3, 4)
+
+
+def random_state(env, rng):
+    """Scatter every agent (and the box) at random so that no test depends on the start distribution."""
+    env.pos = rng.uniform(-1.5, 1.5, env.pos.shape)
+    env.vel = rng.normal(0.0, 1.0, env.vel.shape)
+    if isinstance(env, pe.PushBox):
+        env.box_pos = rng.uniform(-0.5, 0.5, env.box_pos.shape)
+        env.box_vel = rng.normal(0.0, 1.0, env.box_vel.shape)
+
+
+def all_envs(num_envs=1, **kwargs):
+    return [pe.make("spread", num_envs=num_envs, n_agents=n, **kwargs) for n in SPREAD_N] + [
+        pe.make("push_box", num_envs=num_envs, task=3, **kwargs)]
+
+
+@pytest.mark.parametrize("env", all_envs(num_envs=500), ids=["spread2", "spread3", "spread4", "push_box"])
+def test_swapping_agents_swaps_observations(env):
+    rng = np.random.default_rng(0)
+    env.reset(seed=1)
+    for _ in range(5):
+        random_state(env, rng)
+        obs = env.observe()
+        for i, j in itertools.combinations(range(env.n_agents), 2):
+            perm = np.arange(env.n_agents)
+            perm[[i, j]] = [j, i]
+            pos, vel = env.pos.copy(), env.vel.copy()
+            env.pos, env.vel = pos[:, perm], vel[:, perm]
+            swapped = env.observe()
+            env.pos, env.vel = pos, vel
+            assert np.array_equal(swapped, obs[:, perm]), (i, j)  # i sees what j saw, j what i saw, others unchanged
+
+
+@pytest.mark.parametrize("n", SPREAD_N)
+def test_every_permutation_permutes_observations(n):
+    # Eq. (5): the joint observation of a permuted state is the permuted joint observation.
+    env = pe.make("spread", num_envs=200, n_agents=n)
+    env.reset(seed=0)
+    random_state(env, np.random.default_rng(1))
+    obs = env.observe()
+    for perm in itertools.permutations(range(n)):
+        env2 = pe.make("spread", num_envs=200, n_agents=n)
+        env2.reset(seed=0)
+        env2.pos, env2.vel = env.pos[:, perm], env.vel[:, perm]
+        assert np.array_equal(env2.observe(), obs[:, list(perm)])
+
+
+@pytest.mark.parametrize("n", SPREAD_N)
+def test_other_agents_are_sorted_by_atan2_heading(n):
+    env = pe.make("spread", num_envs=300, n_agents=n)
+    env.reset(seed=0)
+    random_state(env, np.random.default_rng(2))
+    others = env.observe()[..., 4 + 2 * n :].reshape(300, n, n - 1, 2).astype(np.float64)
+    heading = np.arctan2(others[..., 1], others[..., 0])
+    assert (np.diff(heading, axis=-1) >= 0).all()
+    # and they are the other agents, relative to the observer
+    for i in range(n):
+        rel = np.delete(env.pos, i, axis=1) - env.pos[:, i : i + 1]
+        order = np.argsort(np.arctan2(rel[..., 1], rel[..., 0]), axis=-1)
+        expected = np.take_along_axis(rel, order[..., None], axis=1).astype(np.float32)
+        assert np.array_equal(others[:, i].astype(np.float32), expected)
+
+
+def test_heading_key_orders_like_atan2():
+    rng = np.random.default_rng(3)
+    dx, dy = rng.normal(size=(2, 10000))
+    dx[:8], dy[:8] = [1, 1, 0, -1, -1, -1, 0, 1], [0, 1, 1, 1, 0, -1, -1, -1]  # the axes and diagonals
+    key = pe.heading_key(dx, dy)
+    assert np.array_equal(np.argsort(key, kind="stable"), np.argsort(np.arctan2(dy, dx), kind="stable"))
+
+
+def test_discrete_action_force_mapping():
+    # 0 no-op, 1 +x, 2 -x, 3 +y, 4 -y (original MPE); from rest, one step: vel = force/mass*dt, pos += vel*dt.
+    expected = {0: (0, 0), 1: (1, 0), 2: (-1, 0), 3: (0, 1), 4: (0, -1)}
+    for action, direction in expected.items():
+        env = pe.make("spread", num_envs=1, n_agents=2, collisions=False)
+        env.reset(seed=0)
+        env.pos[0] = [[-0.8, -0.8], [0.8, 0.8]]  # far apart: no contact force
+        env.step(np.array([[action, 0]]))
+        np.testing.assert_allclose(env.vel[0, 0], 5.0 * 0.1 * np.array(direction), atol=1e-12)
+        np.testing.assert_allclose(env.pos[0, 0], [-0.8, -0.8] + 0.1 * env.vel[0, 0], atol=1e-12)
+
+
+def test_continuous_action_is_a_force_scaled_by_sensitivity():
+    env = pe.make("spread", num_envs=1, n_agents=2, continuous=True)
+    env.reset(seed=0)
+    env.pos[0] = [[-0.8, -0.8], [0.8, 0.8]]
+    env.step(np.array([[[0.3, -0.7], [0.0, 0.0]]]))
+    np.testing.assert_allclose(env.vel[0, 0], [0.3 * 5 * 0.1, -0.7 * 5 * 0.1], atol=1e-12)
+
+
+def test_one_step_matches_hand_computed_mpe_numbers():
+    # Two overlapping agents with velocities; agent 0 pushes +x. Worked out with scalars, MPE core.py style.
+    env = pe.make("spread", num_envs=1, n_agents=2)
+    env.reset(seed=0)
+    p0, p1 = np.array([0.0, 0.0]), np.array([0.25, 0.1])
+    v0, v1 = np.array([0.4, -0.2]), np.array([-0.1, 0.3])
+    env.pos[0], env.vel[0] = [p0, p1], [v0, v1]
+    env.step(np.array([[1, 0]]))
+    dist = math.hypot(0.25, 0.1)
+    penetration = math.log(1 + math.exp(-(dist - 0.3) / 1e-3)) * 1e-3
+    f0 = 100.0 * (p0 - p1) / dist * penetration
+    new_v0 = v0 * 0.75 + (np.array([5.0, 0.0]) + f0) / 1.0 * 0.1
+    new_v1 = v1 * 0.75 + (-f0) / 1.0 * 0.1
+    np.testing.assert_allclose(env.vel[0], [new_v0, new_v1], rtol=1e-12)
+    np.testing.assert_allclose(env.pos[0], [p0 + new_v0 * 0.1, p1 + new_v1 * 0.1], rtol=1e-12)
+
+
+def test_contact_forces_match_mpe_pairwise_loop():
+    rng = np.random.default_rng(4)
+    pos = rng.uniform(-0.4, 0.4, (7, 4, 2))
+    radii = np.array([0.15, 0.15, 0.1, 0.25])
+    got = pe.contact_forces(pos, radii, pe.make_pairs(4), 100.0, 1e-3)
+    want = np.zeros_like(pos)
+    for b in range(7):
+        for a in range(4):
+            for c in range(a + 1, 4):  # MPE's apply_environment_force: each pair once, equal and opposite
+                delta = pos[b, a] - pos[b, c]
+                dist = np.sqrt(np.sum(np.square(delta)))
+                penetration = np.logaddexp(0, -(dist - radii[a] - radii[c]) / 1e-3) * 1e-3
+                force = 100.0 * delta / dist * penetration
+                want[b, a] += force
+                want[b, c] -= force
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+
+
+def test_spread_reward_matches_brute_force():
+    env = pe.make("spread", num_envs=50, n_agents=4)
+    env.reset(seed=0)
+    random_state(env, np.random.default_rng(5))
+    env.pos[0, 1] = env.pos[0, 0] + [0.1, 0.0]  # make sure some pairs collide
+    env.pos[1, 2] = env.pos[1, 3] + [0.0, -0.29]
+    reward = env.reward()
+    for b in range(50):
+        want = 0.0
+        for target in env.targets[b]:
+            want -= min(np.linalg.norm(target - agent) for agent in env.pos[b])
+        for a, c in itertools.combinations(range(4), 2):
+            want -= float(np.linalg.norm(env.pos[b, a] - env.pos[b, c]) < 0.3)
+        assert reward[b] == pytest.approx(want, rel=1e-12)
+    assert reward[0] < -1 and reward[1] < -1
+
+
+def test_push_box_reward_is_minus_squared_distance():
+    env = pe.make("push_box", num_envs=20, task=3)
+    env.reset(seed=0)
+    random_state(env, np.random.default_rng(6))
+    np.testing.assert_allclose(env.reward(), -np.sum((env.target - env.box_pos) ** 2, axis=1), rtol=1e-12)
+
+
+def test_phase1_agents_start_in_their_own_quadrant_and_targets_at_centres():
+    signs = np.array([[-1, -1], [1, 1], [-1, 1], [1, -1]])  # LL, UR, UL, LR
+    for n in SPREAD_N:
+        env = pe.make("spread", num_envs=400, n_agents=n, phase=1)
+        env.reset(seed=0)
+        assert (np.sign(env.pos) == signs[:n]).all()
+        np.testing.assert_array_equal(env.targets[0], 0.5 * signs[:n])
+
+
+def test_phase2_assignments():
+    signs = np.array([[-1, -1], [1, 1], [-1, 1], [1, -1]])
+    env = pe.make("spread", num_envs=400, n_agents=2, phase=2)
+    env.reset(seed=0)
+    assert (np.sign(env.pos) == signs[[1, 0]]).all()  # LL <-> UR
+    env = pe.make("spread", num_envs=400, n_agents=3, phase=2)
+    env.reset(seed=0)
+    assert (np.sign(env.pos) == signs[[1, 2, 0]]).all()  # fixed cyclic shift
+    env = pe.make("spread", num_envs=2000, n_agents=4, phase=2)
+    seen = set()
+    for seed in range(2):
+        env.reset(seed=seed)
+        assert (np.sort(env.quadrants, axis=1) == np.arange(4)).all()  # a permutation in every world
+        assert (np.sign(env.pos) == signs[env.quadrants]).all()
+        seen |= {tuple(q) for q in env.quadrants}
+    assert len(seen) == 24
+
+
+def test_push_box_targets_by_task():
+    for task, target in ((1, [-0.75, 0.0]), (2, [0.75, 0.0])):
+        env = pe.make("push_box", num_envs=10, task=task)
+        env.reset(seed=0)
+        assert (env.target == target).all()
+    env = pe.make("push_box", num_envs=3000, task=3)
+    env.reset(seed=0)
+    counts = np.bincount(env.target_index, minlength=3)
+    assert (counts > 900).all()
+    np.testing.assert_array_equal(env.target, pe.BOX_TARGETS[env.target_index])
+    assert np.allclose(np.linalg.norm(pe.BOX_TARGETS, axis=1), 0.75)
+
+
+def rotate(v, angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
+
+
+def scripted_push(env, pushers):
+    """Agents in `pushers` hold a contact point behind the box (at +-0.5 rad) and push toward the target."""
+    for _ in range(env.horizon):
+        to_target = env.target[0] - env.box_pos[0]
+        dist = np.linalg.norm(to_target)
+        d = to_target / max(dist, 1e-9)
+        actions = np.zeros((1, 2, 2))
+        for k in pushers:
+            contact_point = env.box_pos[0] - rotate(d, 0.5 if k == 0 else -0.5) * 0.33
+            u = d * min(1.0, 3 * dist) + 3 * (contact_point - env.pos[0, k])
+            actions[0, k] = u / max(1.0, np.linalg.norm(u))
+        env.step(actions)
+
+
+@pytest.mark.parametrize("target_index", [0, 1, 2])
+def test_two_scripted_pushers_move_the_box_to_the_target(target_index):
+    env = pe.make("push_box", num_envs=1, task=3, continuous=True)
+    env.reset(seed=0)
+    env.target_index[:] = target_index
+    env.target = pe.BOX_TARGETS[env.target_index]
+    d = env.target[0] / 0.75
+    env.pos[0] = [-rotate(d, 0.5) * 0.34, -rotate(d, -0.5) * 0.34]  # both just behind the box
+    scripted_push(env, pushers=(0, 1))
+    assert np.linalg.norm(env.box_pos[0] - env.target[0]) < 0.1
+
+
+@pytest.mark.parametrize("target_index", [0, 1, 2])
+def test_one_pusher_never_moves_the_box(target_index):
+    env = pe.make("push_box", num_envs=1, task=3, continuous=True)
+    env.reset(seed=0)
+    env.target_index[:] = target_index
+    env.target = pe.BOX_TARGETS[env.target_index]
+    d = env.target[0] / 0.75
+    env.pos[0] = [-rotate(d, 0.5) * 0.34, [1.2, 1.2]]  # agent 1 far away, idle
+    scripted_push(env, pushers=(0,))
+    assert (env.box_pos == 0).all() and (env.box_vel == 0).all()
+    assert np.linalg.norm(env.pos[0, 0]) < 0.36  # it really was pushing against the box
+
+
+def test_box_never_moves_under_random_single_agent_actions():
+    env = pe.make("push_box", num_envs=256, task=1)
+    rng = np.random.default_rng(7)
+    for episode in range(4):
+        env.reset(seed=episode)
+        env.pos[:, 1] = [2.0, 2.0]  # out of reach
+        for _ in range(env.horizon):
+            actions = np.stack([rng.integers(0, 5, 256), np.zeros(256, int)], axis=1)
+            env.step(actions)
+            assert (env.box_pos == 0).all()
+
+
+def test_same_seed_same_trajectory_bit_for_bit():
+    def rollout(seed, domain, **kwargs):
+        env = pe.make(domain, num_envs=16, **kwargs)
+        rng = np.random.default_rng(123)
+        out = [env.reset(seed=seed)]
+        for _ in range(2):
+            for _ in range(env.horizon):
+                obs, reward, _, _, _ = env.step(rng.integers(0, 5, (16, env.n_agents)))
+                out += [obs, reward]
+            out.append(env.reset())
+        return out
+
+    for domain, kwargs in (("spread", dict(n_agents=4, phase=2)), ("push_box", dict(task=3))):
+        a, b, c = rollout(0, domain, **kwargs), rollout(0, domain, **kwargs), rollout(1, domain, **kwargs)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_spaces_contain_everything_produced(continuous):
+    rng = np.random.default_rng(8)
+    for env in all_envs(num_envs=8, continuous=continuous):
+        obs = env.reset(seed=0)
+        assert obs.dtype == np.float32 and obs.shape == (8, env.n_agents) + env.single_observation_space.shape
+        for _ in range(env.horizon):
+            if continuous:
+                actions = rng.uniform(-1, 1, (8, env.n_agents, 2))
+            else:
+                actions = rng.integers(0, 5, (8, env.n_agents))
+            assert all(env.single_action_space.contains(a.astype(np.float32) if continuous else int(a))
+                       for a in actions.reshape((-1, 2) if continuous else -1))
+            obs, reward, terminated, truncated, _ = env.step(actions)
+            assert all(env.single_observation_space.contains(o) for o in obs.reshape(-1, obs.shape[-1]))
+            assert reward.shape == (8,) and terminated.shape == truncated.shape == (8,)
+
+
+def test_truncation_at_the_horizon_and_no_autoreset():
+    env = pe.make("spread", num_envs=3, n_agents=2, horizon=5)
+    env.reset(seed=0)
+    for t in range(5):
+        _, _, terminated, truncated, _ = env.step(np.zeros((3, 2), int))
+        assert not terminated.any() and truncated.all() == (t == 4)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros((3, 2), int))
+
+
+@pytest.mark.parametrize(
+    "make_kwargs, match",
+    [
+        (dict(domain="soccer"), "unknown domain"),
+        (dict(domain="spread", n_agents=5), "n_agents 2, 3 or 4"),
+        (dict(domain="spread", n_agents=1), "n_agents 2, 3 or 4"),
+        (dict(domain="push_box", n_agents=3), "n_agents 2 only"),
+        (dict(domain="spread", phase=3), "phase must be 1 or 2"),
+        (dict(domain="push_box", task=4), "task must be 1, 2 or 3"),
+        (dict(domain="spread", num_envs=0), "positive"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(make_kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pe.make(**make_kwargs)
+
+
+@pytest.mark.parametrize(
+    "continuous, actions, match",
+    [
+        (False, np.zeros((4, 3), int), "shape"),
+        (False, np.zeros((4,), int), "shape"),
+        (False, np.zeros((4, 2), float), "integers"),
+        (False, np.full((4, 2), 5), "0..4"),
+        (False, np.full((4, 2), -1), "0..4"),
+        (True, np.zeros((4, 2), float), "shape"),
+        (True, np.zeros((4, 2, 2), int), "floats"),
+        (True, np.full((4, 2, 2), 1.5), r"\[-1, 1\]"),
+        (True, np.full((4, 2, 2), np.nan), r"\[-1, 1\]"),
+    ],
+)
+def test_bad_actions_are_a_clear_error(continuous, actions, match):
+    for env in (pe.make("spread", num_envs=4, n_agents=2, continuous=continuous),
+                pe.make("push_box", num_envs=4, continuous=continuous)):
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=match):
+            env.step(actions)
+
+
+def test_render_draws_the_world():
+    for env in all_envs():
+        env.reset(seed=0)
+        img = env.render()
+        assert img.dtype == np.uint8 and img.shape == (256, 256, 3)
+        assert (img == pe.AGENT_COLOURS[0]).all(-1).sum() > 50  # agent 0 is visible
+        env.pos[0, 0] += 0.3
+        assert not np.array_equal(img, env.render())

@@ -68,16 +68,12 @@ if __name__ == "__main__":
         for num_envs in (1, 64, 1024):
             sps = ours(domain, num_envs, seconds)
             ref_name, ref = "", None
-            try:
+            try:  # the reference the issue names: MPE2 for one world, VMAS for batches
                 if domain == "spread":
-                    ref_name, ref = "vmas", vmas_spread(num_envs, seconds)
+                    ref_name = "mpe2" if num_envs == 1 else "vmas"
+                    ref = mpe2_spread(seconds) if num_envs == 1 else vmas_spread(num_envs, seconds)
             except ImportError:
                 pass
-            if domain == "spread" and num_envs == 1:
-                try:
-                    ref_name, ref = "mpe2", mpe2_spread(seconds)
-                except ImportError:
-                    pass
             name = f"{domain}{'(n=3)' if domain == 'spread' else ''} x{num_envs}"
             if ref is None:
                 print(f"{name:<22}{sps:>14,.0f}{'-':>14}{'-':>8}")

@@ -1,0 +1,546 @@
+# Discrete MADDPG with policy distillation and homogeneous value matching (DVM).
+# Docs and the list of implementation choices: README.md, section "maddpg_dvm.py".
+# Paper: Wadhwania et al., "Policy Distillation and Value Matching in Multiagent Reinforcement Learning".
+import itertools
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+import particle_envs
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be enabled when available"""
+    threads: int = 0
+    """torch CPU threads (0: torch's default); benchmarks running jobs side by side use 1"""
+    runs_dir: str = "runs"
+    """folder that receives the run's TensorBoard logs and checkpoints"""
+    run_name: Optional[str] = None
+    """the run's folder name inside `runs_dir` (default: domain__exp_name__seed__dvm_mode__time)"""
+
+    # Algorithm specific arguments
+    domain: Literal["spread", "push_box"] = "spread"
+    """the particle world: spread (Figs. 4, 8) or push_box (Figs. 6, 7)"""
+    n_agents: int = 2
+    """number of agents (spread: 2, 3 or 4; push_box: 2)"""
+    dvm_mode: Literal["none", "distill", "vm", "dvm"] = "dvm"
+    """what happens between the phases: nothing, distillation (Eq. 3), value matching (Eq. 6), or both"""
+    phase1_steps: int = 30_000
+    """environment transitions (summed over the parallel worlds) of Phase I, per team"""
+    phase2_steps: int = 30_000
+    """environment transitions of Phase II"""
+    phase1_checkpoint: Optional[str] = None
+    """load this Phase I checkpoint and skip Phase I (the four modes then branch from one Phase I)"""
+    phase2_learning: bool = True
+    """if toggled off (--no-phase2-learning), Phase II only evaluates the post-DVM policy (Fig. 7)"""
+    num_envs: int = 16
+    """parallel worlds stepped together"""
+    horizon: int = 25
+    """episode length (MPE's max_cycles)"""
+    hidden_dim: int = 256
+    """units in each of the two hidden layers (paper: 256)"""
+    buffer_size: int = 100_000
+    """replay memory size, in transitions"""
+    gamma: float = 0.95
+    """the discount factor gamma"""
+    tau: float = 0.01
+    """Polyak rate of the target networks"""
+    learning_rate: float = 0.01
+    """Adam learning rate of actors and critics (paper: 0.01)"""
+    batch_size: int = 1024
+    """minibatch size of every update (paper: 1024)"""
+    learning_starts: int = 2048
+    """transitions collected before the first update"""
+    update_every: int = 1
+    """one gradient update of every agent per this many batched environment steps"""
+    max_grad_norm: float = 0.5
+    """gradient clipping of each network (original MADDPG)"""
+    start_e: float = 1.0
+    """epsilon-greedy: exploration rate at the start of Phase I"""
+    end_e: float = 0.1
+    """epsilon-greedy: exploration rate after the decay, kept through Phase II"""
+    exploration_fraction: float = 0.5
+    """fraction of Phase I over which epsilon decays linearly"""
+    dvm_iterations: int = 2048
+    """iterations of distillation and of value matching (paper: 2048)"""
+    dvm_batch_size: int = 1024
+    """samples drawn from each source agent's buffer per DVM iteration"""
+    dvm_learning_rate: float = 1e-3
+    """Adam learning rate of the distilled actor and the value-matched critic"""
+    temperature: float = 1.0
+    """softmax temperature tau that turns actor logits into action distributions (Eq. 3)"""
+    eval_every: int = 1000
+    """evaluate every this many environment transitions"""
+    eval_episodes: int = 30
+    """evaluation episodes (run as parallel worlds) per evaluation"""
+    log_every: int = 100
+    """write losses to TensorBoard every this many updates"""
+
+
+# The configuration a Phase I checkpoint must share with the run that loads it.
+CHECKPOINT_KEYS = ("domain", "n_agents", "seed", "hidden_dim", "horizon", "buffer_size", "num_envs", "phase1_steps")
+
+
+def make_env(args, num_envs, phase, task=None):
+    """Phase I or II worlds. Push box: Phase I is Task I or II (one per team), Phase II is Task III."""
+    if args.domain == "spread":
+        return particle_envs.make("spread", num_envs=num_envs, n_agents=args.n_agents, phase=phase,
+                                  horizon=args.horizon)
+    return particle_envs.make("push_box", num_envs=num_envs, n_agents=args.n_agents,
+                              task=task if phase == 1 else 3, horizon=args.horizon)
+
+
+class Actor(nn.Module):
+    """Decentralized actor: agent i's observation -> logits over the 5 discrete actions."""
+
+    def __init__(self, obs_dim, n_actions, hidden_dim):
+        super().__init__()
+        self.fc1 = nn.Linear(obs_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+        self.fc_logits = nn.Linear(hidden_dim, n_actions)
+
+    def forward(self, obs):
+        x = F.relu(self.fc1(obs))
+        x = F.relu(self.fc2(x))
+        return self.fc_logits(x)
+
+
+class Critic(nn.Module):
+    """Centralized critic Q^i(o^1..o^n, a^1..a^n) (Eq. 2): joint observation and one-hot joint action -> value."""
+
+    def __init__(self, n_agents, obs_dim, n_actions, hidden_dim):
+        super().__init__()
+        self.fc1 = nn.Linear(n_agents * (obs_dim + n_actions), hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+        self.fc3 = nn.Linear(hidden_dim, 1)
+
+    def forward(self, obs, actions):
+        # obs (B, n, obs_dim), actions (B, n, n_actions); agent blocks in agent order, observations first
+        x = torch.cat([obs.flatten(1), actions.flatten(1)], dim=1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x).squeeze(-1)
+
+
+class ReplayBuffer:
+    """Preallocated joint transitions, one row per (world, step): obs, actions, team reward, next obs."""
+
+    def __init__(self, size, n_agents, obs_dim, device):
+        self.size, self.pos, self.full = size, 0, False
+        self.obs = torch.zeros((size, n_agents, obs_dim), device=device)
+        self.next_obs = torch.zeros((size, n_agents, obs_dim), device=device)
+        self.actions = torch.zeros((size, n_agents), dtype=torch.long, device=device)
+        self.rewards = torch.zeros(size, device=device)
+
+    def add(self, obs, actions, rewards, next_obs):
+        rows = (self.pos + torch.arange(len(obs))) % self.size
+        self.obs[rows] = torch.as_tensor(obs, device=self.obs.device)
+        self.next_obs[rows] = torch.as_tensor(next_obs, device=self.obs.device)
+        self.actions[rows] = torch.as_tensor(actions, device=self.obs.device)
+        self.rewards[rows] = torch.as_tensor(rewards, dtype=torch.float32, device=self.obs.device)
+        self.full = self.full or self.pos + len(obs) >= self.size
+        self.pos = (self.pos + len(obs)) % self.size
+
+    def __len__(self):
+        return self.size if self.full else self.pos
+
+    def sample(self, batch_size):
+        idx = torch.randint(0, len(self), (batch_size,), device=self.obs.device)
+        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx]
+
+    def state_dict(self):
+        n = len(self)
+        return dict(pos=self.pos, full=self.full, obs=self.obs[:n].cpu(), next_obs=self.next_obs[:n].cpu(),
+                    actions=self.actions[:n].cpu(), rewards=self.rewards[:n].cpu())
+
+    def load_state_dict(self, state):
+        n = len(state["obs"])
+        self.pos, self.full = state["pos"], state["full"]
+        for key in ("obs", "next_obs", "actions", "rewards"):
+            getattr(self, key)[:n] = state[key].to(self.obs.device)
+
+
+class Team:
+    """n agents: actors, centralized critics, their targets, one Adam per role, and the team's replay buffer.
+
+    One Adam over all actors (and one over all critics) equals one Adam per agent: Adam's statistics are
+    per parameter and each agent's loss reaches only its own networks.
+    """
+
+    def __init__(self, args, obs_dim, n_actions, device):
+        n = args.n_agents
+        self.actors = nn.ModuleList([Actor(obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
+        self.critics = nn.ModuleList([Critic(n, obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
+        self.target_actors = nn.ModuleList([Actor(obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
+        self.target_critics = nn.ModuleList([Critic(n, obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
+        self.target_actors.load_state_dict(self.actors.state_dict())
+        self.target_critics.load_state_dict(self.critics.state_dict())
+        self.actor_optimizer = torch.optim.Adam(self.actors.parameters(), lr=args.learning_rate)
+        self.q_optimizer = torch.optim.Adam(self.critics.parameters(), lr=args.learning_rate)
+        self.buffer = ReplayBuffer(args.buffer_size, n, obs_dim, device)
+
+    def state_dict(self):
+        return {key: getattr(self, key).state_dict() for key in
+                ("actors", "critics", "target_actors", "target_critics", "actor_optimizer", "q_optimizer", "buffer")}
+
+    def load_state_dict(self, state):
+        for key, value in state.items():
+            getattr(self, key).load_state_dict(value)
+
+
+def straight_through_gumbel(logits):
+    """One-hot sample in the forward pass, Gumbel-softmax gradient in the backward pass (original MADDPG)."""
+    return F.gumbel_softmax(logits, tau=1.0, hard=True)
+
+
+def maddpg_update(team, args, n_actions):
+    """One gradient step of every agent's critic (TD) and actor (deterministic policy gradient)."""
+    n = args.n_agents
+    obs, actions, rewards, next_obs = team.buffer.sample(args.batch_size)
+    actions = F.one_hot(actions, n_actions).float()
+    with torch.no_grad():
+        next_actions = torch.stack([straight_through_gumbel(team.target_actors[i](next_obs[:, i])) for i in range(n)], 1)
+        # Episodes end only by the time limit, a truncation, so every target bootstraps.
+        q_target = [rewards + args.gamma * team.target_critics[i](next_obs, next_actions) for i in range(n)]
+    qf_loss = sum(F.mse_loss(team.critics[i](obs, actions), q_target[i]) for i in range(n))
+    team.q_optimizer.zero_grad()
+    qf_loss.backward()
+    for critic in team.critics:
+        nn.utils.clip_grad_norm_(critic.parameters(), args.max_grad_norm)
+    team.q_optimizer.step()
+
+    # Agent i's own action is replaced by its current policy; the others' come from the buffer (MADDPG).
+    team.critics.requires_grad_(False)  # the actor loss needs gradients through the critics, not of them
+    actor_loss = 0.0
+    for i in range(n):
+        logits = team.actors[i](obs[:, i])
+        policy_actions = actions.clone()
+        policy_actions[:, i] = straight_through_gumbel(logits)
+        # logit penalty of the original MADDPG code keeps the logits, and so the softmax of Eq. (3), bounded
+        actor_loss = actor_loss - team.critics[i](obs, policy_actions).mean() + 1e-3 * (logits**2).mean()
+    team.actor_optimizer.zero_grad()
+    actor_loss.backward()
+    for actor in team.actors:
+        nn.utils.clip_grad_norm_(actor.parameters(), args.max_grad_norm)
+    team.actor_optimizer.step()
+    team.critics.requires_grad_(True)
+
+    with torch.no_grad():
+        for net, target in ((team.actors, team.target_actors), (team.critics, team.target_critics)):
+            for param, target_param in zip(net.parameters(), target.parameters()):
+                target_param.lerp_(param, args.tau)
+    return qf_loss.detach(), actor_loss.detach()
+
+
+@torch.no_grad()
+def select_actions(actors, obs, epsilon, rng, device):
+    """Greedy action of every agent, replaced by a uniformly random one with probability epsilon."""
+    obs = torch.as_tensor(obs, device=device)
+    greedy = torch.stack([actor(obs[:, i]).argmax(-1) for i, actor in enumerate(actors)], 1).cpu().numpy()
+    if epsilon == 0.0:
+        return greedy
+    explore = rng.random(greedy.shape) < epsilon
+    return np.where(explore, rng.integers(0, 5, greedy.shape), greedy)
+
+
+@torch.no_grad()
+def evaluate(actors, env, device, seed):
+    """Mean return of one batch of greedy episodes, and the mean per push-box target (empty for spread)."""
+    obs = env.reset(seed=seed)
+    returns = np.zeros(env.num_envs)
+    for _ in range(env.horizon):
+        obs, reward, _, _, _ = env.step(select_actions(actors, obs, 0.0, None, device))
+        returns += reward
+    per_target = {}
+    if hasattr(env, "target_index"):
+        per_target = {k: returns[env.target_index == k].mean() for k in np.unique(env.target_index)}
+    return returns.mean(), per_target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DVM: distillation (Sec. III-A), homogeneous value matching (Sec. III-B) and the hard update.
+
+
+def kl_divergence(source_logits, student_logits, temperature):
+    """Eq. (3): KL(softmax(source / tau) || softmax(student / tau)), summed over actions, one value per row."""
+    source_log_probs = F.log_softmax(source_logits / temperature, dim=-1)
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    return (source_log_probs.exp() * (source_log_probs - student_log_probs)).sum(-1)
+
+
+def permute_agents(obs, actions, perms):
+    """All agent permutations of a joint sample, observation and action blocks moved together.
+
+    obs (B, n, d), actions (B, n, k), perms (P, n) -> (B * P, n, d), (B * P, n, k); row b * P + p is sample b
+    under permutation p.
+    """
+    return obs[:, perms].flatten(0, 1), actions[:, perms].flatten(0, 1)
+
+
+def value_matching_loss(student, obs, actions, q_source, perms):
+    """Eq. (6): sum over all n! permutations X of (Q0(X) - Q^i(o, a))^2, averaged over the batch."""
+    q_student = student(*permute_agents(obs, actions, perms)).view(len(obs), len(perms))
+    return ((q_student - q_source[:, None]) ** 2).sum(1).mean()
+
+
+def distill_actor(sources, args, obs_dim, n_actions, device):
+    """A fresh actor pi0 trained to match every source agent's policy on that agent's own observations.
+
+    sources: list of (actor, buffer, agent index). Only observations are sampled; the actions are the
+    sources' own policies, queried now (Sec. III-A).
+    """
+    student = Actor(obs_dim, n_actions, args.hidden_dim).to(device)
+    optimizer = torch.optim.Adam(student.parameters(), lr=args.dvm_learning_rate)
+    losses = torch.zeros(args.dvm_iterations, device=device)
+    for it in range(args.dvm_iterations):
+        for actor, buffer, i in sources:
+            obs = buffer.sample(args.dvm_batch_size)[0][:, i]
+            with torch.no_grad():
+                source_logits = actor(obs)
+            loss = kl_divergence(source_logits, student(obs), args.temperature).mean()  # Eq. (3)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses[it] += loss.detach() / len(sources)
+    return student, losses
+
+
+def match_values(sources, args, obs_dim, n_actions, device):
+    """A fresh critic Q0 that gives every agent permutation of a sampled (o, a) the source critic's value.
+
+    sources: list of (critic, buffer); each iteration takes one step per source, as in Algorithm 1.
+    """
+    student = Critic(args.n_agents, obs_dim, n_actions, args.hidden_dim).to(device)
+    optimizer = torch.optim.Adam(student.parameters(), lr=args.dvm_learning_rate)
+    perms = torch.tensor(list(itertools.permutations(range(args.n_agents))), device=device)
+    losses = torch.zeros(args.dvm_iterations, device=device)
+    for it in range(args.dvm_iterations):
+        for critic, buffer in sources:
+            obs, actions, _, _ = buffer.sample(args.dvm_batch_size)
+            actions = F.one_hot(actions, n_actions).float()
+            with torch.no_grad():
+                q_source = critic(obs, actions)
+            loss = value_matching_loss(student, obs, actions, q_source, perms)  # Eq. (6)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses[it] += loss.detach() / len(sources)
+    return student, losses
+
+
+def hard_update(nets, source):
+    """Every network in `nets` (agents' online and target networks) becomes a copy of `source`."""
+    for net in nets:
+        net.load_state_dict(source.state_dict())
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path, payload):
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def rng_states(rng):
+    states = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
+                  explore=rng.bit_generator.state)
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states, rng):
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    rng.bit_generator.state = states["explore"]
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def load_phase1(path, args, device):
+    """Read a Phase I checkpoint, refusing one made with another configuration."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: Phase I checkpoint {path!r} does not exist")
+    checkpoint = torch.load(path, map_location=device, weights_only=False)
+    if checkpoint.get("algorithm") != "maddpg_dvm":
+        raise SystemExit(f"error: {path!r} is not a maddpg_dvm Phase I checkpoint")
+    mismatched = [f"{key}={checkpoint['config'][key]} (this run: {getattr(args, key)})"
+                  for key in CHECKPOINT_KEYS if checkpoint["config"][key] != getattr(args, key)]
+    if mismatched:
+        raise SystemExit(f"error: Phase I checkpoint {path!r} was made with another configuration: "
+                         + ", ".join(mismatched))
+    return checkpoint
+
+
+def check_args(args):
+    """Clear errors before any work starts."""
+    if args.domain == "spread" and args.n_agents not in (2, 3, 4):
+        raise SystemExit(f"error: spread supports --n-agents 2, 3 or 4, got {args.n_agents}")
+    if args.domain == "push_box" and args.n_agents != 2:
+        raise SystemExit(f"error: push_box supports --n-agents 2 only, got {args.n_agents}")
+    for key in ("num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every",
+                "eval_episodes", "update_every", "buffer_size"):
+        if getattr(args, key) < 1:
+            raise SystemExit(f"error: --{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
+    if args.phase1_steps < 0 or args.phase2_steps < 0 or args.dvm_iterations < 0:
+        raise SystemExit("error: --phase1-steps, --phase2-steps and --dvm-iterations must not be negative")
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    check_args(args)
+    checkpoint = load_phase1(args.phase1_checkpoint, args, "cpu") if args.phase1_checkpoint else None
+    run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    os.makedirs(run_dir, exist_ok=True)
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    rng = np.random.default_rng(args.seed)  # exploration noise
+
+    # Phase I: one team (spread) or two teams on Tasks I and II (push box), each with its own worlds
+    n_teams = 2 if args.domain == "push_box" else 1
+    envs = [make_env(args, args.num_envs, phase=1, task=k + 1) for k in range(n_teams)]
+    eval_envs = [make_env(args, args.eval_episodes, phase=1, task=k + 1) for k in range(n_teams)]
+    obs_dim, n_actions = envs[0].single_observation_space.shape[0], envs[0].single_action_space.n
+    teams = [Team(args, obs_dim, n_actions, device) for _ in range(n_teams)]
+    start_time = time.time()
+    summary = {}
+
+    def run_phase(phase, teams, envs, eval_envs, num_steps, global_step, learning=True):
+        """Collect with epsilon-greedy actors, update every agent, evaluate.
+
+        Returns the global step reached and the first and last evaluation returns of the phase.
+        """
+        obs = [env.reset(seed=args.seed + 1000 * phase + k) for k, env in enumerate(envs)]
+        episode_returns = [np.zeros(env.num_envs) for env in envs]
+        phase_start, updates, phase_time = global_step, 0, time.time()
+        decay_steps = max(1.0, args.exploration_fraction * args.phase1_steps)
+        evals = []
+        for step in range(num_steps // args.num_envs + 1):
+            done_steps = step * args.num_envs
+            if done_steps % args.eval_every < args.num_envs or step == num_steps // args.num_envs:
+                results = [evaluate(team.actors, env, device, seed=args.seed + 7 + global_step)
+                           for team, env in zip(teams, eval_envs)]
+                evals.append(float(np.mean([r[0] for r in results])))
+                writer.add_scalar("eval/return", evals[-1], global_step)
+                writer.add_scalar("charts/phase", phase, global_step)
+                if len(results) > 1:
+                    for k, r in enumerate(results):
+                        writer.add_scalar(f"eval/return_team{k}", r[0], global_step)
+                for target, value in results[0][1].items() if phase == 2 else ():
+                    writer.add_scalar(f"eval/return_target{target}", value, global_step)
+                sps = int(done_steps / max(time.time() - phase_time, 1e-9))
+                print(f"phase {phase}  global_step {global_step}  SPS {sps}  eval/return {evals[-1]:.2f}", flush=True)
+                if step == num_steps // args.num_envs:
+                    break
+            if phase == 1:
+                epsilon = args.start_e + (args.end_e - args.start_e) * min(1.0, done_steps / decay_steps)
+            else:
+                epsilon = args.end_e
+            for k, (team, env) in enumerate(zip(teams, envs)):
+                actions = select_actions(team.actors, obs[k], epsilon if learning else 0.0, rng, device)
+                next_obs, rewards, _, truncated, _ = env.step(actions)
+                if learning:
+                    team.buffer.add(obs[k], actions, rewards, next_obs)
+                episode_returns[k] += rewards
+                if truncated.all():
+                    writer.add_scalar("charts/episodic_return", episode_returns[k].mean(), global_step)
+                    episode_returns[k][:] = 0.0
+                    next_obs = env.reset()
+                obs[k] = next_obs
+            global_step += args.num_envs
+
+            if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
+                for team in teams:
+                    qf_loss, actor_loss = maddpg_update(team, args, n_actions)
+                updates += 1
+                if updates % args.log_every == 0:
+                    writer.add_scalar("losses/qf_loss", qf_loss.item(), global_step)
+                    writer.add_scalar("losses/actor_loss", actor_loss.item(), global_step)
+                    writer.add_scalar("charts/SPS", int((global_step - phase_start) / (time.time() - phase_time)),
+                                      global_step)
+        return global_step, evals[0], evals[-1]
+
+    # ---- Phase I (or its checkpoint) ----
+    phase1_path = os.path.join(run_dir, "phase1.pt")
+    if checkpoint is None:
+        global_step, _, summary["end of Phase I"] = run_phase(1, teams, envs, eval_envs, args.phase1_steps, 0)
+        save_checkpoint(phase1_path, dict(algorithm="maddpg_dvm", config=asdict(args), global_step=global_step,
+                                          teams=[team.state_dict() for team in teams], rng=rng_states(rng),
+                                          eval_return=summary["end of Phase I"]))
+        print(f"saved Phase I checkpoint {phase1_path}", flush=True)
+    else:
+        for team, state in zip(teams, checkpoint["teams"]):
+            team.load_state_dict(state)
+        set_rng_states(checkpoint["rng"], rng)
+        global_step, summary["end of Phase I"] = checkpoint["global_step"], checkpoint["eval_return"]
+        print(f"loaded Phase I from {args.phase1_checkpoint} (global_step {global_step})", flush=True)
+
+    # ---- DVM step ----
+    # Sources: every agent of the spread team; agent 1 of each push-box team (its own buffer for each).
+    team = teams[0]  # the team that goes on into Phase II (push box under "none": team A)
+    if args.dvm_mode in ("distill", "dvm"):
+        sources = [(t.actors[i], t.buffer, i) for t in teams for i in (range(args.n_agents) if n_teams == 1 else [0])]
+        pi0, kl_losses = distill_actor(sources, args, obs_dim, n_actions, device)
+        hard_update(list(team.actors) + list(team.target_actors), pi0)
+        team.actor_optimizer = torch.optim.Adam(team.actors.parameters(), lr=args.learning_rate)  # fresh moments
+        for it, loss in enumerate(kl_losses.tolist()):
+            writer.add_scalar("dvm/kl_loss", loss, it)
+    if args.dvm_mode in ("vm", "dvm"):
+        sources = [(t.critics[i], t.buffer) for t in teams for i in (range(args.n_agents) if n_teams == 1 else [0])]
+        q0, vm_losses = match_values(sources, args, obs_dim, n_actions, device)
+        hard_update(list(team.critics) + list(team.target_critics), q0)
+        team.q_optimizer = torch.optim.Adam(team.critics.parameters(), lr=args.learning_rate)
+        for it, loss in enumerate(vm_losses.tolist()):
+            writer.add_scalar("dvm/vm_loss", loss, it)
+    if args.dvm_mode != "none":
+        print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done", flush=True)
+
+    # ---- Phase II ----
+    env, eval_env = make_env(args, args.num_envs, phase=2), make_env(args, args.eval_episodes, phase=2)
+    global_step, summary["right after DVM"], summary["end of Phase II"] = run_phase(
+        2, [team], [env], [eval_env], args.phase2_steps, global_step, learning=args.phase2_learning)
+    phase2_path = os.path.join(run_dir, "phase2.pt")
+    save_checkpoint(phase2_path, dict(algorithm="maddpg_dvm", config=asdict(args), global_step=global_step,
+                                      teams=[team.state_dict()], rng=rng_states(rng),
+                                      eval_return=summary["end of Phase II"]))
+    writer.close()
+
+    print(f"\n{args.domain} n={args.n_agents}, mode {args.dvm_mode}, seed {args.seed}: "
+          f"{time.time() - start_time:.0f} s")
+    for key, value in summary.items():
+        print(f"  eval/return {key:<16} {value:9.2f}")
+    print(f"TensorBoard logs and checkpoints: {run_dir}  (tensorboard --logdir {args.runs_dir})")

@@ -1,0 +1,250 @@
+"""maddpg_dvm.py: the DVM functions in process, the whole Phase I -> DVM -> Phase II flow through subprocesses."""
+import glob
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import maddpg_dvm as m
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--learning-starts", "64",
+        "--batch-size", "32", "--dvm-iterations", "5", "--dvm-batch-size", "16", "--hidden-dim", "16",
+        "--eval-every", "64", "--eval-episodes", "4", "--buffer-size", "1000", "--threads", "1",
+        "--log-every", "4"]
+
+
+def run(tmp_path, *flags, check=True):
+    cmd = [sys.executable, os.path.join(ROOT, "maddpg_dvm.py"), "--runs-dir", str(tmp_path), *TINY, *flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def networks(checkpoint, team=0):
+    return checkpoint["teams"][team]
+
+
+def all_equal(state_dicts):
+    first = state_dicts[0]
+    return all(all(torch.equal(first[k], sd[k]) for k in first) for sd in state_dicts[1:])
+
+
+def per_agent(team_state, key, n):
+    """Split a ModuleList state dict into one state dict per agent."""
+    return [{k.split(".", 1)[1]: v for k, v in team_state[key].items() if k.startswith(f"{i}.")} for i in range(n)]
+
+
+# ------------------------------------------------------------------ in process
+
+
+def test_kl_of_identical_policies_is_zero_and_positive_otherwise():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 5)
+    for tau in (0.5, 1.0, 3.0):
+        assert torch.allclose(m.kl_divergence(logits, logits.clone(), tau), torch.zeros(64), atol=1e-6)
+        other = logits + torch.randn(64, 5)
+        kl = m.kl_divergence(logits, other, tau)
+        assert (kl > 0).all()
+        want = torch.distributions.kl_divergence(torch.distributions.Categorical(logits=logits / tau),
+                                                 torch.distributions.Categorical(logits=other / tau))
+        assert torch.allclose(kl, want, atol=1e-6)
+    # the direction of Eq. (3): the source policy weighs the log ratio
+    assert not torch.allclose(m.kl_divergence(logits, other, 1.0), m.kl_divergence(other, logits, 1.0))
+
+
+def test_permute_agents_moves_observation_and_action_blocks_together():
+    obs = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
+    actions = F.one_hot(torch.tensor([[0, 1, 2], [3, 4, 0]]), 5).float()
+    perms = torch.tensor(list(itertools.permutations(range(3))))
+    p_obs, p_actions = m.permute_agents(obs, actions, perms)
+    assert p_obs.shape == (12, 3, 4) and p_actions.shape == (12, 3, 5)
+    for b in range(2):
+        for p, perm in enumerate(perms.tolist()):
+            for slot, agent in enumerate(perm):
+                assert torch.equal(p_obs[b * 6 + p, slot], obs[b, agent])
+                assert torch.equal(p_actions[b * 6 + p, slot], actions[b, agent])
+
+
+def small_args(**kwargs):
+    defaults = dict(n_agents=3, hidden_dim=64, dvm_iterations=600, dvm_batch_size=128, dvm_learning_rate=3e-3,
+                    buffer_size=128)
+    return m.Args(**{**defaults, **kwargs})
+
+
+def filled_buffer(args, obs_dim=14, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    buffer = m.ReplayBuffer(args.buffer_size, args.n_agents, obs_dim, "cpu")
+    n = args.buffer_size
+    buffer.add(torch.randn(n, args.n_agents, obs_dim, generator=gen),
+               torch.randint(0, 5, (n, args.n_agents), generator=gen), torch.zeros(n),
+               torch.randn(n, args.n_agents, obs_dim, generator=gen))
+    return buffer
+
+
+def permutation_spread(critic, obs, actions, perms):
+    with torch.no_grad():
+        q = critic(*m.permute_agents(obs, actions, perms)).view(len(obs), len(perms))
+    return q
+
+
+def test_value_matched_critic_gives_every_permutation_the_source_value():
+    torch.manual_seed(0)
+    args = small_args()
+    buffer = filled_buffer(args)
+    source = m.Critic(3, 14, 5, 32)
+    with torch.no_grad():  # values of order 1 around 2, like returns of a short episode
+        source.fc3.weight.mul_(10.0)
+        source.fc3.bias.fill_(2.0)
+    q0, losses = m.match_values([(source, buffer)], args, 14, 5, "cpu")
+    assert losses[-20:].mean() < 0.05 * losses[:20].mean()
+    obs, actions = buffer.obs, F.one_hot(buffer.actions, 5).float()
+    perms = torch.tensor(list(itertools.permutations(range(3))))
+    with torch.no_grad():
+        q_source = source(obs, actions)
+    q_student = permutation_spread(q0, obs, actions, perms)
+    scale = q_source.std()
+    # the source critic is not symmetric: its own permutation spread is large
+    assert (permutation_spread(source, obs, actions, perms).std(1)).mean() > 0.3 * scale
+    assert (q_student.std(1)).mean() < 0.1 * scale
+    assert (q_student - q_source[:, None]).abs().mean() < 0.1 * scale
+
+
+def test_distilled_actor_matches_every_source_on_its_own_observations():
+    torch.manual_seed(0)
+    args = small_args(n_agents=2, dvm_iterations=400)
+    buffer = filled_buffer(args, obs_dim=10)
+    sources = [m.Actor(10, 5, 32), m.Actor(10, 5, 32)]
+    pi0, losses = m.distill_actor([(a, buffer, i) for i, a in enumerate(sources)], args, 10, 5, "cpu")
+    assert losses[-20:].mean() < 0.1 * losses[:20].mean()
+    with torch.no_grad():
+        for i, actor in enumerate(sources):
+            obs = buffer.obs[:, i]
+            assert m.kl_divergence(actor(obs), pi0(obs), 1.0).mean() < 0.02
+            assert (actor(obs).argmax(-1) == pi0(obs).argmax(-1)).float().mean() > 0.9
+
+
+def test_hard_update_copies_into_every_network():
+    nets = [m.Actor(10, 5, 16) for _ in range(4)]
+    source = m.Actor(10, 5, 16)
+    m.hard_update(nets, source)
+    assert all_equal([source.state_dict()] + [n.state_dict() for n in nets])
+    with torch.no_grad():
+        nets[0].fc1.weight.add_(1.0)
+    assert not torch.equal(nets[0].fc1.weight, source.fc1.weight)  # copies, not shared tensors
+
+
+def test_critic_sees_agents_in_order():
+    # a centralized critic is not symmetric by construction: value matching has something to do
+    torch.manual_seed(0)
+    critic = m.Critic(2, 10, 5, 16)
+    obs, actions = torch.randn(8, 2, 10), F.one_hot(torch.randint(0, 5, (8, 2)), 5).float()
+    assert not torch.allclose(critic(obs, actions), critic(obs.flip(1), actions.flip(1)))
+
+
+# ------------------------------------------------------------------ end to end
+
+
+@pytest.fixture(scope="module")
+def spread_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("maddpg_spread")
+    run(tmp, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "full")
+    return tmp
+
+
+def test_smoke_run_writes_events_and_checkpoints(spread_run):
+    run_dir = spread_run / "full"
+    assert glob.glob(str(run_dir / "events.out.tfevents.*"))
+    for name in ("phase1.pt", "phase2.pt"):
+        checkpoint = load(run_dir / name)
+        assert checkpoint["algorithm"] == "maddpg_dvm" and checkpoint["config"]["n_agents"] == 3
+    assert not glob.glob(str(run_dir / "*.tmp*"))  # atomic writes leave no temporary file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir)).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"eval/return", "charts/episodic_return", "charts/SPS", "losses/qf_loss", "losses/actor_loss",
+            "dvm/kl_loss", "dvm/vm_loss", "charts/phase"} <= tags
+    steps = [e.step for e in events.Scalars("eval/return")]
+    assert steps[0] == 0 and steps[-1] == 256 + 128  # one curve across both phases
+
+
+@pytest.mark.parametrize("mode", ["none", "distill", "vm", "dvm"])
+def test_dvm_step_hard_updates_every_network(spread_run, tmp_path, mode):
+    # Phase II with 0 steps: the saved team is exactly what the DVM step left.
+    run(tmp_path, "--n-agents", "3", "--seed", "3", "--dvm-mode", mode, "--phase2-steps", "0",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", mode)
+    team = networks(load(tmp_path / mode / "phase2.pt"))
+    actors = per_agent(team, "actors", 3) + per_agent(team, "target_actors", 3)
+    critics = per_agent(team, "critics", 3) + per_agent(team, "target_critics", 3)
+    assert all_equal(actors) == (mode in ("distill", "dvm"))
+    assert all_equal(critics) == (mode in ("vm", "dvm"))
+
+
+def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_path):
+    run(tmp_path, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "resumed",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"))
+    a, b = load(spread_run / "full" / "phase2.pt"), load(tmp_path / "resumed" / "phase2.pt")
+    for key in ("actors", "critics", "target_actors", "target_critics"):
+        assert all_equal([networks(a)[key], networks(b)[key]]), key
+    assert a["eval_return"] == b["eval_return"]
+
+
+def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        run(tmp_path, "--seed", seed, "--run-name", name, "--phase2-steps", "64")
+    a, b, c = (networks(load(tmp_path / name / "phase2.pt")) for name in "abc")
+    assert all_equal([a["actors"], b["actors"]]) and all_equal([a["critics"], b["critics"]])
+    assert not all_equal([a["actors"], c["actors"]])
+
+
+@pytest.mark.parametrize("mode", ["none", "distill", "vm", "dvm"])
+def test_push_box_runs_every_mode(tmp_path, mode):
+    proc = run(tmp_path, "--domain", "push_box", "--dvm-mode", mode, "--run-name", "box")
+    checkpoint = load(tmp_path / "box" / "phase1.pt")
+    assert len(checkpoint["teams"]) == 2  # two Phase I teams, Tasks I and II
+    assert "end of Phase II" in proc.stdout
+
+
+def test_no_phase2_learning_keeps_the_post_dvm_networks(spread_run, tmp_path):
+    common = ["--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt")]
+    run(tmp_path, *common, "--phase2-steps", "0", "--run-name", "after_dvm")
+    run(tmp_path, *common, "--no-phase2-learning", "--run-name", "frozen")
+    a, b = networks(load(tmp_path / "after_dvm" / "phase2.pt")), networks(load(tmp_path / "frozen" / "phase2.pt"))
+    assert all_equal([a["actors"], b["actors"]]) and all_equal([a["critics"], b["critics"]])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dvm-mode", "both"], "dvm-mode"),
+        (["--domain", "soccer"], "domain"),
+        (["--n-agents", "5"], "spread supports --n-agents 2, 3 or 4"),
+        (["--domain", "push_box", "--n-agents", "3"], "push_box supports --n-agents 2 only"),
+        (["--phase1-checkpoint", "/nonexistent/phase1.pt"], "does not exist"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_training(tmp_path, flags, message):
+    proc = run(tmp_path, *flags, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
+
+
+def test_checkpoint_from_another_configuration_is_refused(spread_run, tmp_path):
+    checkpoint = str(spread_run / "full" / "phase1.pt")
+    for flags, what in ((["--n-agents", "2"], "n_agents=3"), (["--n-agents", "3", "--hidden-dim", "32"], "hidden_dim=16"),
+                        (["--domain", "push_box", "--n-agents", "2"], "domain=spread")):
+        proc = run(tmp_path, *flags, "--seed", "3", "--phase1-checkpoint", checkpoint, check=False)
+        assert proc.returncode != 0 and "another configuration" in proc.stderr and what in proc.stderr
+        assert "Traceback" not in proc.stderr and "phase 2" not in proc.stdout

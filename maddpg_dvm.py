@@ -42,9 +42,9 @@ class Args:
     """number of agents (spread: 2, 3 or 4; push_box: 2)"""
     dvm_mode: Literal["none", "distill", "vm", "dvm"] = "dvm"
     """what happens between the phases: nothing, distillation (Eq. 3), value matching (Eq. 6), or both"""
-    phase1_steps: int = 30_000
+    phase1_steps: int = 20_000
     """environment transitions (summed over the parallel worlds) of Phase I, per team"""
-    phase2_steps: int = 30_000
+    phase2_steps: int = 20_000
     """environment transitions of Phase II"""
     phase1_checkpoint: Optional[str] = None
     """load this Phase I checkpoint and skip Phase I (the four modes then branch from one Phase I)"""
@@ -80,8 +80,8 @@ class Args:
     """fraction of Phase I over which epsilon decays linearly"""
     dvm_iterations: int = 2048
     """iterations of distillation and of value matching (paper: 2048)"""
-    dvm_batch_size: int = 1024
-    """samples drawn from each source agent's buffer per DVM iteration"""
+    dvm_batch_size: int = 256
+    """samples drawn from each source agent's buffer per DVM iteration (the paper does not say)"""
     dvm_learning_rate: float = 1e-3
     """Adam learning rate of the distilled actor and the value-matched critic"""
     temperature: float = 1.0

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Fig. 7: DVM in the push box domain with and without Phase II learning (the latter is multi-task policy
+# distillation evaluated as it is). SEEDS=3 bash benchmark/fig7.sh for a quick look; JOBS sets parallel jobs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python benchmark/run.py fig7 maddpg_dvm.py --variants dvm dvm_no_learning -- --domain push_box --n-agents 2 \
+    --phase1-steps 40000 --phase2-steps 40000 "$@"

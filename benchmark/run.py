@@ -1,0 +1,69 @@
+"""Run one paper figure: Phase I once per seed, then every variant from that Phase I checkpoint, on all cores.
+
+    python benchmark/run.py FIG SCRIPT [--variants none distill vm dvm] -- [flags passed to SCRIPT]
+
+The figure scripts (fig4a.sh, ...) call this. The first variant of each seed trains Phase I (and its own
+Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so all variants of a seed share
+one Phase I. Each job runs with one torch thread; `JOBS` (default: the number of cores) run side by side.
+`SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then plot.py
+draws the figure and writes the table.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+# variant name -> flags
+VARIANTS = {
+    "none": ["--dvm-mode", "none"],
+    "distill": ["--dvm-mode", "distill"],
+    "vm": ["--dvm-mode", "vm"],
+    "dvm": ["--dvm-mode", "dvm"],
+    "dvm_no_learning": ["--dvm-mode", "dvm", "--no-phase2-learning"],
+}
+
+
+def job(script, out, seed, variant, flags, checkpoint=None):
+    run_name = f"seed{seed}/{variant}"
+    cmd = [sys.executable, os.path.join(ROOT, script), "--seed", str(seed), "--threads", "1", "--runs-dir", out,
+           "--run-name", run_name, *VARIANTS[variant], *flags]
+    if checkpoint:
+        cmd += ["--phase1-checkpoint", checkpoint]
+    os.makedirs(os.path.join(out, run_name), exist_ok=True)
+    start = time.time()
+    with open(os.path.join(out, run_name, "stdout.txt"), "w") as log:
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    print(f"  seed {seed} {variant}: exit {code}, {time.time() - start:.0f} s", flush=True)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed; see {os.path.join(out, run_name, 'stdout.txt')}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("fig")
+    parser.add_argument("script")
+    parser.add_argument("--variants", nargs="+", default=["none", "distill", "vm", "dvm"], choices=list(VARIANTS))
+    parser.add_argument("flags", nargs=argparse.REMAINDER)
+    cli = parser.parse_args()
+    flags = [f for f in cli.flags if f != "--"]
+    seeds = range(1, int(os.environ.get("SEEDS", 10)) + 1)
+    jobs = int(os.environ.get("JOBS", os.cpu_count()))
+    out = os.path.join(HERE, "runs", cli.fig)
+    start = time.time()
+    print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {seeds.start}..{seeds.stop - 1}, {jobs} jobs at a time")
+    first, rest = cli.variants[0], cli.variants[1:]
+    with ThreadPoolExecutor(jobs) as pool:
+        # every seed's Phase I (inside its first variant) before the variants that branch from it
+        list(pool.map(lambda s: job(cli.script, out, s, first, flags), seeds))
+        tasks = [(s, v) for s in seeds for v in rest]
+        list(pool.map(lambda t: job(cli.script, out, t[0], t[1], flags,
+                                    os.path.join(out, f"seed{t[0]}", first, "phase1.pt")), tasks))
+    wall = time.time() - start
+    with open(os.path.join(out, "wall_time.txt"), "w") as f:
+        f.write(f"{wall:.0f}\n")
+    print(f"{cli.fig}: wall time {wall / 60:.1f} min")
+    subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), cli.fig], check=True)

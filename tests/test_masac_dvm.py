@@ -1,0 +1,382 @@
+"""masac_dvm.py: the MA-SAC and DVM functions in process, the whole Phase I -> DVM -> Phase II flow through subprocesses."""
+import glob
+import itertools
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.distributions import Independent, Normal, TransformedDistribution
+from torch.distributions.transforms import TanhTransform
+
+import masac_dvm as m
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--learning-starts", "64",
+        "--batch-size", "32", "--dvm-iterations", "5", "--dvm-batch-size", "16", "--hidden-dim", "16",
+        "--eval-every", "64", "--eval-episodes", "4", "--buffer-size", "1000", "--threads", "1",
+        "--log-every", "4"]
+
+
+def run(tmp_path, *flags, check=True):
+    cmd = [sys.executable, os.path.join(ROOT, "masac_dvm.py"), "--runs-dir", str(tmp_path), *TINY, *flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def networks(checkpoint, team=0):
+    return checkpoint["teams"][team]
+
+
+def all_equal(state_dicts):
+    first = state_dicts[0]
+    return all(all(torch.equal(first[k], sd[k]) for k in first) for sd in state_dicts[1:])
+
+
+def per_agent(team_state, key, n):
+    """Split a ModuleList state dict into one state dict per agent."""
+    return [{k.split(".", 1)[1]: v for k, v in team_state[key].items() if k.startswith(f"{i}.")} for i in range(n)]
+
+
+# ------------------------------------------------------------------ in process
+
+
+def test_gaussian_kl_matches_monte_carlo_and_is_zero_for_identical_policies():
+    torch.manual_seed(0)
+    mean_p, log_std_p = torch.randn(4, 2), 0.5 * torch.randn(4, 2)
+    mean_q, log_std_q = torch.randn(4, 2), 0.5 * torch.randn(4, 2)
+    kl = m.gaussian_kl(mean_p, log_std_p, mean_q, log_std_q)
+    p, q = Independent(Normal(mean_p, log_std_p.exp()), 1), Independent(Normal(mean_q, log_std_q.exp()), 1)
+    x = p.sample((200_000,))
+    monte_carlo = (p.log_prob(x) - q.log_prob(x)).mean(0)
+    assert torch.allclose(kl, monte_carlo, rtol=0.03, atol=0.01)
+    assert (kl > 0).all()
+    assert torch.equal(m.gaussian_kl(mean_p, log_std_p, mean_p.clone(), log_std_p.clone()), torch.zeros(4))
+    # the direction of Eq. (3): the source p weighs the log ratio
+    assert not torch.allclose(kl, m.gaussian_kl(mean_q, log_std_q, mean_p, log_std_p))
+
+
+def test_squashed_log_prob_is_the_density_of_the_action():
+    mean, log_std = torch.tensor([0.3, -0.5]), torch.tensor([0.4, 0.7]).log()
+    # the density integrates to 1 over the action square (midpoint rule on a 1000 x 1000 grid)
+    edges = torch.linspace(-1, 1, 1001, dtype=torch.float64)
+    mid = (edges[1:] + edges[:-1]) / 2
+    a = torch.stack(torch.meshgrid(mid, mid, indexing="ij"), -1).view(-1, 2)
+    density = m.tanh_gaussian_log_prob(torch.atanh(a), mean.double(), log_std.double()).exp()
+    assert abs(density.sum().item() * (2 / 1000) ** 2 - 1.0) < 1e-3
+    # against torch's change of variables, at actions sampled by the actor
+    torch.manual_seed(0)
+    actor = m.Actor(6, 2, 16)
+    obs = torch.randn(512, 6)
+    with torch.no_grad():
+        action, log_prob = actor.get_action(obs)
+        mu, ls = actor(obs)
+    inner = action.abs().max(-1).values < 0.99  # atanh loses precision at the edges
+    want = TransformedDistribution(Independent(Normal(mu, ls.exp()), 1), [TanhTransform()]).log_prob(action)
+    assert inner.sum() > 400
+    assert torch.allclose(log_prob[inner], want[inner], atol=2e-3)
+    # finite where a float32 tanh(u) is exactly +-1
+    u = torch.tensor([[30.0, -30.0]])
+    assert torch.isfinite(m.tanh_gaussian_log_prob(u, u, torch.zeros(1, 2))).all()
+
+
+def test_actor_log_std_stays_in_bounds_and_mean_action_is_tanh_of_mean():
+    actor = m.Actor(6, 2, 16)
+    with torch.no_grad():
+        actor.fc_logstd.bias.fill_(100.0)
+        assert torch.allclose(actor(torch.randn(8, 6))[1], torch.full((8, 2), float(m.LOG_STD_MAX)))
+        actor.fc_logstd.bias.fill_(-100.0)
+        assert torch.allclose(actor(torch.randn(8, 6))[1], torch.full((8, 2), float(m.LOG_STD_MIN)))
+    obs = torch.randn(3, 2, 6).numpy()
+    actions = m.select_actions([actor, actor], obs, True, None, "cpu")
+    with torch.no_grad():
+        want = torch.tanh(actor(torch.as_tensor(obs[:, 1]))[0]).numpy()
+    assert actions.shape == (3, 2, 2) and (abs(actions[:, 1] - want) < 1e-6).all()
+
+
+def test_permute_agents_moves_observation_and_action_blocks_together():
+    obs = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
+    actions = -torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)
+    perms = torch.tensor(list(itertools.permutations(range(3))))
+    p_obs, p_actions = m.permute_agents(obs, actions, perms)
+    assert p_obs.shape == (12, 3, 4) and p_actions.shape == (12, 3, 2)
+    for b in range(2):
+        for p, perm in enumerate(perms.tolist()):
+            for slot, agent in enumerate(perm):
+                assert torch.equal(p_obs[b * 6 + p, slot], obs[b, agent])
+                assert torch.equal(p_actions[b * 6 + p, slot], actions[b, agent])
+
+
+def small_args(**kwargs):
+    defaults = dict(n_agents=3, hidden_dim=64, dvm_iterations=600, dvm_batch_size=128, dvm_learning_rate=3e-3,
+                    buffer_size=128)
+    return m.Args(**{**defaults, **kwargs})
+
+
+def filled_buffer(args, obs_dim=14, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    buffer = m.ReplayBuffer(args.buffer_size, args.n_agents, obs_dim, 2, "cpu")
+    n = args.buffer_size
+    buffer.add(torch.randn(n, args.n_agents, obs_dim, generator=gen),
+               torch.rand(n, args.n_agents, 2, generator=gen) * 2 - 1, torch.zeros(n),
+               torch.randn(n, args.n_agents, obs_dim, generator=gen))
+    return buffer
+
+
+def test_value_matched_q_and_v_give_every_permutation_the_source_value():
+    torch.manual_seed(0)
+    args = small_args(buffer_size=64, dvm_batch_size=64)
+    buffer = filled_buffer(args)
+    qf, vf = m.SoftQNetwork(3, 14, 2, 32), m.ValueNetwork(3, 14, 32)
+    with torch.no_grad():  # values of order 1 around 2, like returns of a short episode
+        for net in (qf, vf):
+            net.fc3.weight.mul_(10.0)
+            net.fc3.bias.fill_(2.0)
+    q0, v0, losses = m.match_values([(qf, vf, buffer)], args, 14, 2, "cpu")
+    assert losses[-20:].mean() < 0.05 * losses[:20].mean()
+    obs, actions = buffer.obs, buffer.actions
+    perms = torch.tensor(list(itertools.permutations(range(3))))
+    p_obs, p_actions = m.permute_agents(obs, actions, perms)
+    with torch.no_grad():
+        for source, student, args_ in ((qf, q0, (obs, actions)), (vf, v0, (obs,))):
+            p_args = (p_obs, p_actions) if len(args_) == 2 else (p_obs,)
+            values = source(*args_)
+            scale = values.std()
+            # the source is not symmetric: its own permutation spread is large
+            assert source(*p_args).view(64, 6).std(1).mean() > 0.3 * scale
+            matched = student(*p_args).view(64, 6)
+            assert matched.std(1).mean() < 0.1 * scale
+            assert (matched - values[:, None]).abs().mean() < 0.1 * scale
+
+
+def test_distilled_actor_matches_every_source_on_its_own_observations():
+    torch.manual_seed(0)
+    args = small_args(n_agents=2, dvm_iterations=800)
+    buffer = filled_buffer(args, obs_dim=10)
+    sources = [m.Actor(10, 2, 32), m.Actor(10, 2, 32)]
+    with torch.no_grad():  # mean actions spread over the action square, standard deviations from 0.1 to 1.5
+        for actor in sources:
+            actor.fc_mean.weight.mul_(5.0)
+            actor.fc_logstd.weight.mul_(1.5)
+    pi0, losses = m.distill_actor([(a, buffer, i) for i, a in enumerate(sources)], args, 10, 2, "cpu")
+    assert losses[-20:].mean() < 0.05 * losses[:20].mean()
+    with torch.no_grad():
+        for i, actor in enumerate(sources):
+            obs = buffer.obs[:, i]
+            (mean, log_std), (mean0, log_std0) = actor(obs), pi0(obs)
+            assert m.gaussian_kl(mean, log_std, mean0, log_std0).mean() < 0.05
+            assert (torch.tanh(mean) - torch.tanh(mean0)).abs().mean() < 0.15 * torch.tanh(mean).std()
+
+
+def test_hard_update_copies_into_every_network():
+    nets = [m.ValueNetwork(2, 10, 16) for _ in range(4)]
+    source = m.ValueNetwork(2, 10, 16)
+    m.hard_update(nets, source)
+    assert all_equal([source.state_dict()] + [n.state_dict() for n in nets])
+    with torch.no_grad():
+        nets[0].fc1.weight.add_(1.0)
+    assert not torch.equal(nets[0].fc1.weight, source.fc1.weight)  # copies, not shared tensors
+
+
+def test_q_and_v_see_agents_in_order():
+    # centralized Q and V are not symmetric by construction: value matching has something to do
+    torch.manual_seed(0)
+    qf, vf = m.SoftQNetwork(2, 10, 2, 16), m.ValueNetwork(2, 10, 16)
+    obs, actions = torch.randn(8, 2, 10), torch.rand(8, 2, 2) * 2 - 1
+    assert not torch.allclose(qf(obs, actions), qf(obs.flip(1), actions.flip(1)))
+    assert not torch.allclose(vf(obs), vf(obs.flip(1)))
+
+
+def constant(net, value):
+    with torch.no_grad():
+        net.fc3.weight.zero_()
+        net.fc3.bias.fill_(value)
+
+
+def test_update_losses_follow_eqs_10_to_12():
+    # With constant networks the losses are known: Q = c, V = d, V-bar = b, reward r, alpha 0 for Eq. (10).
+    torch.manual_seed(0)
+    args = m.Args(n_agents=2, hidden_dim=16, batch_size=64, buffer_size=256, alpha=0.0, gamma=0.9)
+    team = m.Team(args, 10, 2, "cpu")
+    team.buffer.add(torch.randn(256, 2, 10), torch.rand(256, 2, 2) * 2 - 1, torch.full((256,), -1.0),
+                    torch.randn(256, 2, 10))
+    for i in range(2):
+        constant(team.qfs[i], 3.0)
+        constant(team.vfs[i], 5.0)
+        constant(team.target_vfs[i], 2.0)
+    target_before = [p.clone() for p in team.target_vfs.parameters()]
+    qf_loss, vf_loss, actor_loss = m.masac_update(team, args)
+    assert math.isclose(qf_loss.item(), 2 * 0.5 * (3.0 - (-1.0 + 0.9 * 2.0)) ** 2, rel_tol=1e-5)  # Eqs. (11), (12)
+    assert math.isclose(vf_loss.item(), 2 * 0.5 * (5.0 - 3.0) ** 2, rel_tol=1e-5)  # Eq. (10)
+    assert not qf_loss.requires_grad and not vf_loss.requires_grad and not actor_loss.requires_grad
+    # every role moved; V-bar moved by exactly tau towards the updated V; Q trainable again
+    for before, param, target in zip(target_before, team.vfs.parameters(), team.target_vfs.parameters()):
+        assert torch.allclose(target, before + args.tau * (param - before), atol=1e-7)
+    assert all(p.requires_grad for p in team.qfs.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in team.actors.parameters())
+
+
+def test_value_target_subtracts_alpha_times_the_agents_own_log_prob():
+    # Eq. (10) with Q = 0, V = 5, alpha = 1 and actors N(0, e^-4) per dimension: log pi^i(a^i|o^i) = L with
+    # E[L] = 2 (4 - log(2 pi) / 2) - 1 (+ a tanh correction below 1e-3) and Var[L] = 1, so the loss per agent
+    # is E[(5 + L)^2] / 2. A wrong sign would give about (5 - 5.16)^2 / 2, both agents' entropies (5 + 2L)^2 / 2.
+    torch.manual_seed(0)
+    args = m.Args(n_agents=2, hidden_dim=16, batch_size=8192, buffer_size=8192, alpha=1.0)
+    team = m.Team(args, 10, 2, "cpu")
+    team.buffer.add(torch.randn(8192, 2, 10), torch.rand(8192, 2, 2) * 2 - 1, torch.zeros(8192), torch.randn(8192, 2, 10))
+    bias = math.atanh((-4.0 - m.LOG_STD_MIN) / (0.5 * (m.LOG_STD_MAX - m.LOG_STD_MIN)) - 1)
+    for i in range(2):
+        constant(team.qfs[i], 0.0)
+        constant(team.vfs[i], 5.0)
+        with torch.no_grad():
+            for layer, value in ((team.actors[i].fc_mean, 0.0), (team.actors[i].fc_logstd, bias)):
+                layer.weight.zero_()
+                layer.bias.fill_(value)
+    _, vf_loss, _ = m.masac_update(team, args)
+    mean_log_prob = 2 * (4.0 - 0.5 * math.log(2 * math.pi)) - 1
+    assert math.isclose(vf_loss.item(), 2 * 0.5 * ((5.0 + mean_log_prob) ** 2 + 1.0), rel_tol=0.02)
+
+
+def test_actor_loss_uses_own_fresh_action_and_the_others_from_the_buffer():
+    # Q^i = sum of agent j's first action coordinate: the actor of agent i only gets a gradient through a^i.
+    torch.manual_seed(0)
+    args = m.Args(n_agents=2, hidden_dim=16, batch_size=64, buffer_size=256, alpha=0.0)
+    team = m.Team(args, 10, 2, "cpu")
+    team.buffer.add(torch.randn(256, 2, 10), torch.rand(256, 2, 2) * 2 - 1, torch.zeros(256), torch.randn(256, 2, 10))
+    team.actor_optimizer = torch.optim.SGD(team.actors.parameters(), lr=0.0)  # keep the actors, read gradients
+    team.q_optimizer = torch.optim.SGD(team.qfs.parameters(), lr=0.0)
+    for i in range(2):
+        with torch.no_grad():  # Q^i(o, a) = a^j_x for agent j = 1 - i: no path to actor i at all
+            team.qfs[i].fc1.weight.zero_()
+            team.qfs[i].fc1.bias.zero_()
+            team.qfs[i].fc1.weight[0, 2 * 10 + 2 * (1 - i)] = 1.0
+            team.qfs[i].fc2.weight.zero_()
+            team.qfs[i].fc2.bias.zero_()
+            team.qfs[i].fc2.weight[0, 0] = 1.0
+            team.qfs[i].fc3.weight.zero_()
+            team.qfs[i].fc3.bias.zero_()
+            team.qfs[i].fc3.weight[0, 0] = 1.0
+    m.masac_update(team, args)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in team.actors.parameters())
+
+
+# ------------------------------------------------------------------ end to end
+
+
+@pytest.fixture(scope="module")
+def spread_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("masac_spread")
+    run(tmp, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "full")
+    return tmp
+
+
+def test_smoke_run_writes_events_and_checkpoints(spread_run):
+    run_dir = spread_run / "full"
+    assert glob.glob(str(run_dir / "events.out.tfevents.*"))
+    for name in ("phase1.pt", "phase2.pt"):
+        checkpoint = load(run_dir / name)
+        assert checkpoint["algorithm"] == "masac_dvm" and checkpoint["config"]["n_agents"] == 3
+        assert networks(checkpoint)["buffer"]["actions"].dtype == torch.float32
+    assert not glob.glob(str(run_dir / "*.tmp*"))  # atomic writes leave no temporary file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir)).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"eval/return", "charts/episodic_return", "charts/SPS", "losses/qf_loss", "losses/vf_loss",
+            "losses/actor_loss", "dvm/kl_loss", "dvm/vm_loss", "charts/phase"} <= tags
+    steps = [e.step for e in events.Scalars("eval/return")]
+    assert steps[0] == 0 and steps[-1] == 256 + 128  # one curve across both phases
+
+
+@pytest.mark.parametrize("mode", ["none", "distill", "vm", "dvm"])
+def test_dvm_step_hard_updates_every_network(spread_run, tmp_path, mode):
+    # Phase II with 0 steps: the saved team is exactly what the DVM step left.
+    run(tmp_path, "--n-agents", "3", "--seed", "3", "--dvm-mode", mode, "--phase2-steps", "0",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", mode)
+    team = networks(load(tmp_path / mode / "phase2.pt"))
+    assert all_equal(per_agent(team, "actors", 3)) == (mode in ("distill", "dvm"))
+    assert all_equal(per_agent(team, "qfs", 3)) == (mode in ("vm", "dvm"))
+    assert all_equal(per_agent(team, "vfs", 3) + per_agent(team, "target_vfs", 3)) == (mode in ("vm", "dvm"))
+
+
+def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_path):
+    run(tmp_path, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "resumed",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"))
+    a, b = load(spread_run / "full" / "phase2.pt"), load(tmp_path / "resumed" / "phase2.pt")
+    for key in ("actors", "qfs", "vfs", "target_vfs"):
+        assert all_equal([networks(a)[key], networks(b)[key]]), key
+    assert a["eval_return"] == b["eval_return"]
+
+
+def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        run(tmp_path, "--seed", seed, "--run-name", name, "--phase2-steps", "64")
+    a, b, c = (networks(load(tmp_path / name / "phase2.pt")) for name in "abc")
+    for key in ("actors", "qfs", "vfs", "target_vfs"):
+        assert all_equal([a[key], b[key]]), key
+    assert not all_equal([a["actors"], c["actors"]])
+
+
+@pytest.mark.parametrize("mode", ["none", "distill", "vm", "dvm"])
+def test_push_box_runs_every_mode(tmp_path, mode):
+    proc = run(tmp_path, "--domain", "push_box", "--dvm-mode", mode, "--run-name", "box")
+    checkpoint = load(tmp_path / "box" / "phase1.pt")
+    assert len(checkpoint["teams"]) == 2  # two Phase I teams, Tasks I and II
+    assert "end of Phase II" in proc.stdout
+
+
+def test_no_phase2_learning_keeps_the_post_dvm_networks(spread_run, tmp_path):
+    common = ["--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt")]
+    run(tmp_path, *common, "--phase2-steps", "0", "--run-name", "after_dvm")
+    run(tmp_path, *common, "--no-phase2-learning", "--run-name", "frozen")
+    a, b = networks(load(tmp_path / "after_dvm" / "phase2.pt")), networks(load(tmp_path / "frozen" / "phase2.pt"))
+    for key in ("actors", "qfs", "vfs", "target_vfs"):
+        assert all_equal([a[key], b[key]]), key
+    assert len(b["buffer"]["obs"]) == len(a["buffer"]["obs"])  # nothing collected either
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dvm-mode", "both"], "dvm-mode"),
+        (["--domain", "soccer"], "domain"),
+        (["--n-agents", "5"], "spread supports --n-agents 2, 3 or 4"),
+        (["--domain", "push_box", "--n-agents", "3"], "push_box supports --n-agents 2 only"),
+        (["--phase1-checkpoint", "/nonexistent/phase1.pt"], "does not exist"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_training(tmp_path, flags, message):
+    proc = run(tmp_path, *flags, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
+
+
+def test_checkpoint_from_another_configuration_is_refused(spread_run, tmp_path):
+    checkpoint = str(spread_run / "full" / "phase1.pt")
+    for flags, what in ((["--n-agents", "2"], "n_agents=3"), (["--n-agents", "3", "--hidden-dim", "32"], "hidden_dim=16"),
+                        (["--domain", "push_box", "--n-agents", "2"], "domain=spread")):
+        proc = run(tmp_path, *flags, "--seed", "3", "--phase1-checkpoint", checkpoint, check=False)
+        assert proc.returncode != 0 and "another configuration" in proc.stderr and what in proc.stderr
+        assert "Traceback" not in proc.stderr and "phase 2" not in proc.stdout
+
+
+def test_maddpg_checkpoint_is_refused(spread_run, tmp_path):
+    # the same configuration, written by the other script: only the algorithm tag tells them apart
+    checkpoint = load(spread_run / "full" / "phase1.pt")
+    checkpoint["algorithm"] = "maddpg_dvm"
+    torch.save(checkpoint, tmp_path / "maddpg_phase1.pt")
+    proc = run(tmp_path, "--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(tmp_path / "maddpg_phase1.pt"),
+               check=False)
+    assert proc.returncode != 0 and "is not a masac_dvm Phase I checkpoint" in proc.stderr
+    assert "maddpg_dvm" in proc.stderr
+    assert "Traceback" not in proc.stderr and "phase 2" not in proc.stdout

@@ -244,14 +244,15 @@ def masac_update(team, args):
     The expectation over a ~ pi in Eq. (10) is read centrally: every agent's action is sampled afresh from its
     current policy, a^j ~ pi^j(o^j), and the entropy term is agent i's own, -alpha log pi^i(a^i|o^i). The
     policy loss of agent i replaces only its own action by a fresh sample and takes the others' from the
-    buffer (the MADDPG convention). One joint sample serves both, as in SAC v1.
+    buffer (the MADDPG convention). One joint sample serves both, as in SAC v1. V and Q step on the same
+    batch before the actor, which then follows the updated Q; V-bar moves last.
     """
     n = args.n_agents
     obs, actions, rewards, next_obs = team.buffer.sample(args.batch_size)
     pi, log_pi = zip(*(team.actors[i].get_action(obs[:, i]) for i in range(n)))
     with torch.no_grad():
         pi_all = torch.stack(pi, 1)
-        v_target = [team.qfs[i](obs, pi_all) - args.alpha * log_pi[i] for i in range(n)]
+        v_target = [team.qfs[i](obs, pi_all) - args.alpha * log_pi[i] for i in range(n)]  # Eq. (10)
         # Eq. (12); episodes end only by the time limit, a truncation, so every target bootstraps.
         q_target = [rewards + args.gamma * team.target_vfs[i](next_obs) for i in range(n)]
     vf_loss = sum(0.5 * F.mse_loss(team.vfs[i](obs), v_target[i]) for i in range(n))  # Eq. (10)
@@ -267,7 +268,7 @@ def masac_update(team, args):
     for i in range(n):
         policy_actions = actions.clone()
         policy_actions[:, i] = pi[i]
-        # SAC v1 policy loss, reparameterized: E[alpha log pi^i(a^i|o^i) - Q^i(o, a)]
+        # SAC v1 policy loss (Algorithm 1, line 11), reparameterized: E[alpha log pi^i(a^i|o^i) - Q^i(o, a)]
         actor_loss = actor_loss + (args.alpha * log_pi[i] - team.qfs[i](obs, policy_actions)).mean()
     team.actor_optimizer.zero_grad()
     actor_loss.backward()

@@ -1,4 +1,4 @@
-"""masac_dvm.py: the MA-SAC and DVM functions in process, the whole Phase I -> DVM -> Phase II flow through subprocesses."""
+"""masac_dvm.py: MA-SAC and DVM functions in process, the whole Phase I -> DVM -> Phase II flow through subprocesses."""
 import glob
 import itertools
 import math
@@ -231,7 +231,8 @@ def test_value_target_subtracts_alpha_times_the_agents_own_log_prob():
     torch.manual_seed(0)
     args = m.Args(n_agents=2, hidden_dim=16, batch_size=8192, buffer_size=8192, alpha=1.0)
     team = m.Team(args, 10, 2, "cpu")
-    team.buffer.add(torch.randn(8192, 2, 10), torch.rand(8192, 2, 2) * 2 - 1, torch.zeros(8192), torch.randn(8192, 2, 10))
+    team.buffer.add(torch.randn(8192, 2, 10), torch.rand(8192, 2, 2) * 2 - 1, torch.zeros(8192),
+                    torch.randn(8192, 2, 10))
     bias = math.atanh((-4.0 - m.LOG_STD_MIN) / (0.5 * (m.LOG_STD_MAX - m.LOG_STD_MIN)) - 1)
     for i in range(2):
         constant(team.qfs[i], 0.0)

@@ -20,6 +20,15 @@ TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--
         "--log-every", "4"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The in-process tests train tiny networks: one thread is fastest, and cannot stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run(tmp_path, *flags, check=True):
     cmd = [sys.executable, os.path.join(ROOT, "masac_dvm.py"), "--runs-dir", str(tmp_path), *TINY, *flags]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -181,7 +181,8 @@ def test_distilled_actor_matches_every_source_on_its_own_observations():
         for i, actor in enumerate(sources):
             obs = buffer.obs[:, i]
             (mean, log_std), (mean0, log_std0) = actor(obs), pi0(obs)
-            assert m.gaussian_kl(mean, log_std, mean0, log_std0).mean() < 0.05
+            # on the whole buffer, not just the training batches: within 4 % of where the distillation started
+            assert m.gaussian_kl(mean, log_std, mean0, log_std0).mean() < 0.04 * losses[:20].mean()
             assert (torch.tanh(mean) - torch.tanh(mean0)).abs().mean() < 0.15 * torch.tanh(mean).std()
 
 

@@ -171,7 +171,7 @@ def test_distilled_actor_matches_every_source_on_its_own_observations():
     args = small_args(n_agents=2, dvm_iterations=800)
     buffer = filled_buffer(args, obs_dim=10)
     sources = [m.Actor(10, 2, 32), m.Actor(10, 2, 32)]
-    with torch.no_grad():  # mean actions spread over the action square, standard deviations from 0.1 to 1.5
+    with torch.no_grad():  # standard deviations from 0.1 to 1.6: the KL must get both moments right
         for actor in sources:
             actor.fc_mean.weight.mul_(5.0)
             actor.fc_logstd.weight.mul_(1.5)
@@ -183,7 +183,7 @@ def test_distilled_actor_matches_every_source_on_its_own_observations():
             (mean, log_std), (mean0, log_std0) = actor(obs), pi0(obs)
             # on the whole buffer, not just the training batches: within 4 % of where the distillation started
             assert m.gaussian_kl(mean, log_std, mean0, log_std0).mean() < 0.04 * losses[:20].mean()
-            assert (torch.tanh(mean) - torch.tanh(mean0)).abs().mean() < 0.15 * torch.tanh(mean).std()
+            assert (torch.tanh(mean) - torch.tanh(mean0)).abs().mean() < 0.25 * torch.tanh(mean).std()
 
 
 def test_hard_update_copies_into_every_network():

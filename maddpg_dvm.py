@@ -528,6 +528,11 @@ if __name__ == "__main__":
             writer.add_scalar("dvm/vm_loss", loss, it)
     if args.dvm_mode != "none":
         print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done", flush=True)
+    # the networks that enter Phase II (Fig. 8 draws them); no buffer, so the file stays small
+    save_checkpoint(os.path.join(run_dir, "dvm.pt"), dict(algorithm="maddpg_dvm", config=asdict(args),
+                                                          global_step=global_step,
+                                                          teams=[dict(actors=team.actors.state_dict(),
+                                                                      critics=team.critics.state_dict())]))
 
     # ---- Phase II ----
     env, eval_env = make_env(args, args.num_envs, phase=2), make_env(args, args.eval_episodes, phase=2)

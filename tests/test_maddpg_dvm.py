@@ -164,7 +164,7 @@ def spread_run(tmp_path_factory):
 def test_smoke_run_writes_events_and_checkpoints(spread_run):
     run_dir = spread_run / "full"
     assert glob.glob(str(run_dir / "events.out.tfevents.*"))
-    for name in ("phase1.pt", "phase2.pt"):
+    for name in ("phase1.pt", "dvm.pt", "phase2.pt"):
         checkpoint = load(run_dir / name)
         assert checkpoint["algorithm"] == "maddpg_dvm" and checkpoint["config"]["n_agents"] == 3
     assert not glob.glob(str(run_dir / "*.tmp*"))  # atomic writes leave no temporary file

@@ -1,12 +1,12 @@
 """Run one paper figure: Phase I once per seed, then every variant from that Phase I checkpoint, on all cores.
 
-    python benchmark/run.py FIG SCRIPT [--variants none distill vm dvm] -- [flags passed to SCRIPT]
+    python benchmark/run.py FIG SCRIPT [--variants none distill vm dvm] [--plot plot.py] -- [flags passed to SCRIPT]
 
 The figure scripts (fig4a.sh, ...) call this. The first variant of each seed trains Phase I (and its own
 Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so all variants of a seed share
 one Phase I. Each job runs with one torch thread; `JOBS` (default: the number of cores) run side by side.
-`SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then plot.py
-draws the figure and writes the table.
+`SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then the plot
+script (plot.py; fig8.py for Fig. 8) draws the figure.
 """
 import argparse
 import os
@@ -47,6 +47,7 @@ if __name__ == "__main__":
     parser.add_argument("fig")
     parser.add_argument("script")
     parser.add_argument("--variants", nargs="+", default=["none", "distill", "vm", "dvm"], choices=list(VARIANTS))
+    parser.add_argument("--plot", default="plot.py", help="script in benchmark/ that draws FIG afterwards")
     parser.add_argument("flags", nargs=argparse.REMAINDER)
     cli = parser.parse_args()
     flags = [f for f in cli.flags if f != "--"]
@@ -66,4 +67,4 @@ if __name__ == "__main__":
     with open(os.path.join(out, "wall_time.txt"), "w") as f:
         f.write(f"{wall:.0f}\n")
     print(f"{cli.fig}: wall time {wall / 60:.1f} min")
-    subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), cli.fig], check=True)
+    subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig], check=True)

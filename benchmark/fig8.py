@@ -1,0 +1,111 @@
+"""Fig. 8: Agent 1's policy and action-value before and after DVM, 2-agent spread, from saved checkpoints.
+
+    python benchmark/fig8.py [FIG]    # reads benchmark/runs/FIG (default fig8) -> images/FIG.png
+
+Rows: the networks at the end of Phase I (what No DVM takes into Phase II), right after the DVM step, and at
+the end of Phase II for No DVM and for DVM. Columns: Phase I configuration (Agent 2 at its Phase I start, the
+upper right target) and Phase II configuration (Agent 2 at the lower left target), each as
+  - policy: arrows of Agent 1's expected unit force under softmax(logits / temperature), over a grid of its
+    positions (velocity zero);
+  - action-value: max over Agent 1's actions of its critic Q^1(o, a), Agent 2 taking its greedy action.
+Seed 1 of the run folder.
+"""
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import maddpg_dvm  # noqa: E402
+import particle_envs  # noqa: E402
+
+GRID = 21  # Agent 1 positions per axis for the heat map; every second one gets an arrow
+
+
+def load_team(path):
+    """Agent 1's actor and critic and Agent 2's actor from a checkpoint of a 2-agent spread run."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    config, team = checkpoint["config"], checkpoint["teams"][0]
+    if config["domain"] != "spread" or config["n_agents"] != 2:
+        raise SystemExit(f"error: Fig. 8 needs a 2-agent spread run, {path!r} is {config['domain']} "
+                         f"with {config['n_agents']} agents")
+    obs_dim, hidden = particle_envs.make("spread", n_agents=2).single_observation_space.shape[0], config["hidden_dim"]
+    actors = [maddpg_dvm.Actor(obs_dim, 5, hidden) for _ in range(2)]
+    critic = maddpg_dvm.Critic(2, obs_dim, 5, hidden)
+    for i, actor in enumerate(actors):
+        actor.load_state_dict({k[2:]: v for k, v in team["actors"].items() if k.startswith(f"{i}.")})
+    critic.load_state_dict({k[2:]: v for k, v in team["critics"].items() if k.startswith("0.")})
+    return actors, critic, config["temperature"]
+
+
+def grid_observations(other_pos):
+    """Observations of both agents with Agent 1 on the grid, Agent 2 at other_pos, all at rest."""
+    env = particle_envs.make("spread", num_envs=GRID * GRID, n_agents=2)
+    env.reset(seed=0)
+    xs = np.linspace(-1.0, 1.0, GRID)
+    gx, gy = np.meshgrid(xs, xs)
+    env.pos[:, 0] = np.stack([gx.ravel(), gy.ravel()], 1)
+    env.pos[:, 1] = other_pos
+    return torch.as_tensor(env.observe()), gx, gy
+
+
+@torch.no_grad()
+def policy_and_value(actors, critic, temperature, obs):
+    probs = torch.softmax(actors[0](obs[:, 0]) / temperature, -1).numpy()
+    force = probs @ particle_envs.DISCRETE_FORCES  # expected unit force of Agent 1
+    other = torch.nn.functional.one_hot(actors[1](obs[:, 1]).argmax(-1), 5).float()
+    q = torch.stack([critic(obs, torch.stack([torch.nn.functional.one_hot(torch.full((len(obs),), a), 5).float(),
+                                              other], 1)) for a in range(5)], 1)
+    return force, q.max(1).values.numpy()
+
+
+if __name__ == "__main__":
+    fig_name = sys.argv[1] if len(sys.argv) > 1 else "fig8"
+    seed_dir = os.path.join(HERE, "runs", fig_name, "seed1")
+    rows = [("End of Phase I\n(No DVM enters Phase II)", os.path.join(seed_dir, "none", "phase1.pt")),
+            ("Right after DVM", os.path.join(seed_dir, "dvm", "dvm.pt")),
+            ("End of Phase II,\nNo DVM", os.path.join(seed_dir, "none", "phase2.pt")),
+            ("End of Phase II,\nDVM", os.path.join(seed_dir, "dvm", "phase2.pt"))]
+    targets = particle_envs.QUADRANT_CENTRES[:2]
+    # Agent 2 sits on the target of its start quadrant: UR in Phase I, LL in Phase II
+    configs = [("Phase I config", targets[1]), ("Phase II config", targets[0])]
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 12))
+    for r, (label, path) in enumerate(rows):
+        actors, critic, temperature = load_team(path)
+        for c, (config_name, other_pos) in enumerate(configs):
+            obs, gx, gy = grid_observations(other_pos)
+            force, value = policy_and_value(actors, critic, temperature, obs)
+            ax_pi, ax_q = axes[r, 2 * c], axes[r, 2 * c + 1]
+            step = slice(None, None, 2)
+            u, v = force[:, 0].reshape(GRID, GRID), force[:, 1].reshape(GRID, GRID)
+            ax_pi.quiver(gx[step, step], gy[step, step], u[step, step], v[step, step], color="tab:red",
+                         angles="xy", scale_units="xy", scale=8)
+            image = ax_q.imshow(value.reshape(GRID, GRID), origin="lower", extent=(-1.05, 1.05, -1.05, 1.05),
+                                cmap="viridis")
+            fig.colorbar(image, ax=ax_q, fraction=0.046)
+            for ax in (ax_pi, ax_q):
+                ax.scatter(*targets.T, marker="x", color="black", s=60, zorder=3)
+                ax.scatter(*other_pos, s=250, facecolors="none", edgecolors="tab:blue", lw=2, zorder=3)
+                ax.set_xlim(-1.1, 1.1)
+                ax.set_ylim(-1.1, 1.1)
+                ax.set_aspect("equal")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if r == 0:
+                ax_pi.set_title(f"{config_name}: policy", fontsize=10)
+                ax_q.set_title(f"{config_name}: action-value", fontsize=10)
+            if c == 0:
+                ax_pi.set_ylabel(label, fontsize=10)
+    fig.suptitle("Fig. 8: Agent 1 (red arrows: expected force) with Agent 2 (blue circle) held on a target; "
+                 "x: targets", fontsize=11)
+    fig.tight_layout()
+    os.makedirs(os.path.join(HERE, "images"), exist_ok=True)
+    out = os.path.join(HERE, "images", f"{fig_name}.png")
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")

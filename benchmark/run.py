@@ -48,9 +48,10 @@ if __name__ == "__main__":
     parser.add_argument("script")
     parser.add_argument("--variants", nargs="+", default=["none", "distill", "vm", "dvm"], choices=list(VARIANTS))
     parser.add_argument("--plot", default="plot.py", help="script in benchmark/ that draws FIG afterwards")
-    parser.add_argument("flags", nargs=argparse.REMAINDER)
-    cli = parser.parse_args()
-    flags = [f for f in cli.flags if f != "--"]
+    # everything after "--" goes to SCRIPT untouched
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    cli, flags = parser.parse_args(argv[:split]), argv[split + 1:]
     seeds = range(1, int(os.environ.get("SEEDS", 10)) + 1)
     jobs = int(os.environ.get("JOBS", os.cpu_count()))
     out = os.path.join(HERE, "runs", cli.fig)

@@ -20,11 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import maddpg_dvm  # noqa: E402
-
-try:
-    import masac_dvm  # noqa: E402
-except ImportError:  # before masac_dvm.py exists
-    masac_dvm = None
+import masac_dvm  # noqa: E402
 
 OBS_DIM = {2: 10, 3: 14, 4: 18}  # spread observations
 
@@ -132,7 +128,6 @@ if __name__ == "__main__":
         ref_ups, ref_gflop = measure(reference_maddpg(n), cli.seconds)
         print(f"{'maddpg_dvm':<12}{n:>3}{ups:>11.1f}{gflop:>11.2f}{100 * ups * gflop / peak:>10.0f}%"
               f"{ref_ups:>11.1f}{100 * ref_ups * ref_gflop / peak:>10.0f}%{ups / ref_ups:>9.2f}x")
-    if masac_dvm is not None:
-        for n in (2, 3, 4):
-            ups, gflop = measure(ours_masac(n), cli.seconds)
-            print(f"{'masac_dvm':<12}{n:>3}{ups:>11.1f}{gflop:>11.2f}{100 * ups * gflop / peak:>10.0f}%")
+    for n in (2, 3, 4):
+        ups, gflop = measure(ours_masac(n), cli.seconds)
+        print(f"{'masac_dvm':<12}{n:>3}{ups:>11.1f}{gflop:>11.2f}{100 * ups * gflop / peak:>10.0f}%")

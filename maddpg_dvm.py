@@ -63,7 +63,7 @@ class Args:
     tau: float = 0.01
     """Polyak rate of the target networks"""
     learning_rate: float = 0.01
-    """Adam learning rate of actors and critics (paper: 0.01)"""
+    """Adam learning rate of actors and critics (paper: 0.01); with --phase1-checkpoint, the Phase II rate"""
     batch_size: int = 1024
     """minibatch size of every update (paper: 1024)"""
     learning_starts: int = 2048
@@ -505,6 +505,9 @@ if __name__ == "__main__":
     else:
         for team, state in zip(teams, checkpoint["teams"]):
             team.load_state_dict(state)
+            for optimizer in (team.actor_optimizer, team.q_optimizer):  # Phase II runs at this run's --learning-rate
+                for group in optimizer.param_groups:
+                    group["lr"] = args.learning_rate
         set_rng_states(checkpoint["rng"], rng)
         global_step, summary["end of Phase I"] = checkpoint["global_step"], checkpoint["eval_return"]
         print(f"loaded Phase I from {args.phase1_checkpoint} (global_step {global_step})", flush=True)

@@ -64,7 +64,7 @@ class Args:
     tau: float = 0.005
     """Polyak rate of the target value networks"""
     learning_rate: float = 3e-4
-    """Adam learning rate of actors, Q and V networks (paper: 0.0003)"""
+    """Adam learning rate of actors, Q and V networks (paper: 0.0003); with --phase1-checkpoint, the Phase II rate"""
     alpha: float = 0.1
     """entropy coefficient alpha, fixed (paper: 0.1)"""
     batch_size: int = 1024
@@ -543,6 +543,9 @@ if __name__ == "__main__":
     else:
         for team, state in zip(teams, checkpoint["teams"]):
             team.load_state_dict(state)
+            for optimizer in (team.actor_optimizer, team.q_optimizer, team.v_optimizer):  # Phase II runs at this run's --learning-rate
+                for group in optimizer.param_groups:
+                    group["lr"] = args.learning_rate
         set_rng_states(checkpoint["rng"], rng)
         global_step, summary["end of Phase I"] = checkpoint["global_step"], checkpoint["eval_return"]
         print(f"loaded Phase I from {args.phase1_checkpoint} (global_step {global_step})", flush=True)

@@ -391,3 +391,13 @@ def test_maddpg_checkpoint_is_refused(spread_run, tmp_path):
     assert proc.returncode != 0 and "is not a masac_dvm Phase I checkpoint" in proc.stderr
     assert "maddpg_dvm" in proc.stderr
     assert "Traceback" not in proc.stderr and "phase 2" not in proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["none", "dvm"])
+def test_phase2_runs_at_the_requested_learning_rate(spread_run, tmp_path, mode):
+    # the loaded Phase I optimizers carry Phase I's rate; --learning-rate must win for kept and fresh ones alike
+    run(tmp_path, "--n-agents", "3", "--seed", "3", "--dvm-mode", mode, "--learning-rate", "0.0007",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", mode)
+    team = networks(load(tmp_path / mode / "phase2.pt"))
+    for key in ("actor_optimizer", "q_optimizer", "v_optimizer"):
+        assert [g["lr"] for g in team[key]["param_groups"]] == [0.0007]

@@ -1,0 +1,61 @@
+"""How often does the push box move? A diagnostic for the push box's exploration problem (Figs. 6, 7).
+
+    python benchmark/push_box_exploration.py [PHASE1_CHECKPOINT]
+
+Prints the share of steps in which the box moves (both agents in contact) on Task I, 4,096 worlds x 25 steps,
+under uniformly random discrete actions and under one constant direction per agent and episode (roughly what an
+untrained greedy actor does), for agents spawned on rings of radius 0.5 (default) and 0.35 (just outside
+contact). Given a maddpg_dvm.py push-box checkpoint, also for team A's greedy actors: the share of steps each
+agent touches the box, the share in which the box moves, and how far the agents are from the box at the end.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import maddpg_dvm  # noqa: E402
+import particle_envs  # noqa: E402
+
+WORLDS = 4096
+
+
+def moving_share(env, policy):
+    obs = env.reset(seed=0)
+    moving = 0.0
+    for _ in range(env.horizon):
+        obs, *_ = env.step(policy(obs))
+        moving += (env.box_vel != 0).any(axis=1).mean()
+    return moving / env.horizon
+
+
+if __name__ == "__main__":
+    rng = np.random.default_rng(0)
+    print("share of steps in which the box moves, Task I")
+    for spawn in (0.5, 0.35):
+        env = particle_envs.make("push_box", num_envs=WORLDS, task=1, spawn_radius=spawn)
+        random_share = moving_share(env, lambda obs: rng.integers(0, 5, (WORLDS, 2)))
+        directions = rng.integers(1, 5, (WORLDS, 2))
+        constant_share = moving_share(env, lambda obs: directions)
+        print(f"  spawn ring {spawn}: random actions {100 * random_share:.2f} %, "
+              f"constant directions {100 * constant_share:.2f} %")
+    if len(sys.argv) > 1:
+        checkpoint = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+        config, team = checkpoint["config"], checkpoint["teams"][0]
+        actors = [maddpg_dvm.Actor(12, 5, config["hidden_dim"]) for _ in range(2)]
+        for i, actor in enumerate(actors):
+            actor.load_state_dict({k[2:]: v for k, v in team["actors"].items() if k.startswith(f"{i}.")})
+        env = particle_envs.make("push_box", num_envs=WORLDS, task=1)
+        obs = env.reset(seed=0)
+        touching, moving = np.zeros(2), 0.0
+        for _ in range(env.horizon):
+            with torch.no_grad():
+                actions = torch.stack([a(torch.as_tensor(obs[:, i])).argmax(-1) for i, a in enumerate(actors)], 1)
+            obs, *_ = env.step(actions.numpy())
+            gap = np.linalg.norm(env.pos - env.box_pos[:, None], axis=-1)
+            touching += (gap < env.agent_radius + env.box_radius).mean(0)
+            moving += (env.box_vel != 0).any(axis=1).mean()
+        print(f"team A's greedy actors ({sys.argv[1]}): touching {np.round(100 * touching / env.horizon, 1)} % "
+              f"of steps, box moving {100 * moving / env.horizon:.2f} %, final distance from the box "
+              f"{np.round(gap.mean(0), 2)}")

@@ -543,7 +543,8 @@ if __name__ == "__main__":
     else:
         for team, state in zip(teams, checkpoint["teams"]):
             team.load_state_dict(state)
-            for optimizer in (team.actor_optimizer, team.q_optimizer, team.v_optimizer):  # Phase II runs at this run's --learning-rate
+            # Phase II runs at this run's --learning-rate
+            for optimizer in (team.actor_optimizer, team.q_optimizer, team.v_optimizer):
                 for group in optimizer.param_groups:
                     group["lr"] = args.learning_rate
         set_rng_states(checkpoint["rng"], rng)
@@ -572,6 +573,12 @@ if __name__ == "__main__":
             writer.add_scalar("dvm/vm_loss", loss, it)
     if args.dvm_mode != "none":
         print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done", flush=True)
+    # the networks that enter Phase II; no buffer, so the file stays small
+    save_checkpoint(os.path.join(run_dir, "dvm.pt"), dict(algorithm="masac_dvm", config=asdict(args),
+                                                          global_step=global_step,
+                                                          teams=[dict(actors=team.actors.state_dict(),
+                                                                      qfs=team.qfs.state_dict(),
+                                                                      vfs=team.vfs.state_dict())]))
 
     # ---- Phase II ----
     env, eval_env = make_env(args, args.num_envs, phase=2), make_env(args, args.eval_episodes, phase=2)

@@ -1,47 +1,17 @@
 """maddpg_dvm.py: the DVM functions in process, the whole Phase I -> DVM -> Phase II flow through subprocesses."""
 import glob
 import itertools
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import maddpg_dvm as m
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--learning-starts", "64",
-        "--batch-size", "32", "--dvm-iterations", "5", "--dvm-batch-size", "16", "--hidden-dim", "16",
-        "--eval-every", "64", "--eval-episodes", "4", "--buffer-size", "1000", "--threads", "1",
-        "--log-every", "4"]
+from helpers import all_equal, load, networks, per_agent, run_script
 
 
 def run(tmp_path, *flags, check=True):
-    cmd = [sys.executable, os.path.join(ROOT, "maddpg_dvm.py"), "--runs-dir", str(tmp_path), *TINY, *flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def networks(checkpoint, team=0):
-    return checkpoint["teams"][team]
-
-
-def all_equal(state_dicts):
-    first = state_dicts[0]
-    return all(all(torch.equal(first[k], sd[k]) for k in first) for sd in state_dicts[1:])
-
-
-def per_agent(team_state, key, n):
-    """Split a ModuleList state dict into one state dict per agent."""
-    return [{k.split(".", 1)[1]: v for k, v in team_state[key].items() if k.startswith(f"{i}.")} for i in range(n)]
+    return run_script("maddpg_dvm.py", tmp_path, *flags, check=check)
 
 
 # ------------------------------------------------------------------ in process

@@ -2,9 +2,6 @@
 import glob
 import itertools
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,47 +9,11 @@ from torch.distributions import Independent, Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 import masac_dvm as m
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--learning-starts", "64",
-        "--batch-size", "32", "--dvm-iterations", "5", "--dvm-batch-size", "16", "--hidden-dim", "16",
-        "--eval-every", "64", "--eval-episodes", "4", "--buffer-size", "1000", "--threads", "1",
-        "--log-every", "4"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The in-process tests train tiny networks: one thread is fastest, and cannot stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from helpers import all_equal, load, networks, per_agent, run_script
 
 
 def run(tmp_path, *flags, check=True):
-    cmd = [sys.executable, os.path.join(ROOT, "masac_dvm.py"), "--runs-dir", str(tmp_path), *TINY, *flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def networks(checkpoint, team=0):
-    return checkpoint["teams"][team]
-
-
-def all_equal(state_dicts):
-    first = state_dicts[0]
-    return all(all(torch.equal(first[k], sd[k]) for k in first) for sd in state_dicts[1:])
-
-
-def per_agent(team_state, key, n):
-    """Split a ModuleList state dict into one state dict per agent."""
-    return [{k.split(".", 1)[1]: v for k, v in team_state[key].items() if k.startswith(f"{i}.")} for i in range(n)]
+    return run_script("masac_dvm.py", tmp_path, *flags, check=check)
 
 
 # ------------------------------------------------------------------ in process
@@ -292,10 +253,11 @@ def spread_run(tmp_path_factory):
 def test_smoke_run_writes_events_and_checkpoints(spread_run):
     run_dir = spread_run / "full"
     assert glob.glob(str(run_dir / "events.out.tfevents.*"))
-    for name in ("phase1.pt", "phase2.pt"):
+    for name in ("phase1.pt", "dvm.pt", "phase2.pt"):
         checkpoint = load(run_dir / name)
         assert checkpoint["algorithm"] == "masac_dvm" and checkpoint["config"]["n_agents"] == 3
-        assert networks(checkpoint)["buffer"]["actions"].dtype == torch.float32
+        if name != "dvm.pt":  # dvm.pt holds the networks only
+            assert networks(checkpoint)["buffer"]["actions"].dtype == torch.float32
     assert not glob.glob(str(run_dir / "*.tmp*"))  # atomic writes leave no temporary file
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/ is written
 sys.path.insert(0, os.path.dirname(HERE))
 import maddpg_dvm  # noqa: E402
 import particle_envs  # noqa: E402
@@ -67,7 +68,7 @@ def policy_and_value(actors, critic, temperature, obs):
 
 if __name__ == "__main__":
     fig_name = sys.argv[1] if len(sys.argv) > 1 else "fig8"
-    seed_dir = os.path.join(HERE, "runs", fig_name, "seed1")
+    seed_dir = os.path.join(OUT, "runs", fig_name, "seed1")
     rows = [("End of Phase I\n(No DVM enters Phase II)", os.path.join(seed_dir, "none", "phase1.pt")),
             ("Right after DVM", os.path.join(seed_dir, "dvm", "dvm.pt")),
             ("End of Phase II,\nNo DVM", os.path.join(seed_dir, "none", "phase2.pt")),
@@ -105,7 +106,7 @@ if __name__ == "__main__":
     fig.suptitle("Fig. 8: Agent 1 (red arrows: expected force) with Agent 2 (blue circle) held on a target; "
                  "x: targets", fontsize=11)
     fig.tight_layout()
-    os.makedirs(os.path.join(HERE, "images"), exist_ok=True)
-    out = os.path.join(HERE, "images", f"{fig_name}.png")
+    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
+    out = os.path.join(OUT, "images", f"{fig_name}.png")
     fig.savefig(out, dpi=90)
     print(f"wrote {out}")

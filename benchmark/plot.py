@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/, results/ are written
 NAMES = {"none": "No DVM", "distill": "Distillation", "vm": "Value Matching", "dvm": "DVM",
          "dvm_no_learning": "DVM, no Phase II learning"}
 COLOURS = {"none": "tab:grey", "distill": "tab:blue", "vm": "tab:green", "dvm": "tab:red", "dvm_no_learning": "tab:purple"}
@@ -64,7 +65,7 @@ def bootstrap_ci(diffs, rng, resamples=10_000):
 
 if __name__ == "__main__":
     fig_name = sys.argv[1]
-    root = os.path.join(HERE, "runs", fig_name)
+    root = os.path.join(OUT, "runs", fig_name)
     seeds = sorted(glob.glob(os.path.join(root, "seed*")), key=lambda p: int(p.rsplit("seed", 1)[1]))
     variants = [v for v in NAMES if all(os.path.isdir(os.path.join(s, v)) for s in seeds)]
     runs = {v: [read_run(os.path.join(s, v)) for s in seeds] for v in variants}
@@ -100,8 +101,8 @@ if __name__ == "__main__":
     ax.set_title(f"{TITLES.get(fig_name, fig_name)} ({len(seeds)} seeds)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    os.makedirs(os.path.join(HERE, "images"), exist_ok=True)
-    fig.savefig(os.path.join(HERE, "images", f"{fig_name}.png"), dpi=110)
+    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
+    fig.savefig(os.path.join(OUT, "images", f"{fig_name}.png"), dpi=110)
 
     rng = np.random.default_rng(0)
     wall_file = os.path.join(root, "wall_time.txt")
@@ -127,7 +128,7 @@ if __name__ == "__main__":
         for v in variants:
             lines.append(f"| {NAMES[v]} | " + " | ".join(f"{x.mean():.2f} ± {x.std():.2f}"
                                                        for x in stats[v]["per_target"].values()) + " |")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", f"{fig_name}.md"), "w") as f:
+    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
+    with open(os.path.join(OUT, "results", f"{fig_name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

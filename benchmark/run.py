@@ -6,7 +6,7 @@ The figure scripts (fig4a.sh, ...) call this. The first variant of each seed tra
 Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so all variants of a seed share
 one Phase I. Each job runs with one torch thread; `JOBS` (default: the number of cores) run side by side.
 `SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then the plot
-script (plot.py; fig8.py for Fig. 8) draws the figure.
+script (plot.py; fig8.py for Fig. 8) draws the figure. `BENCHMARK_OUT` moves runs/, images/ and results/ elsewhere.
 """
 import argparse
 import os
@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+OUT = os.environ.get("BENCHMARK_OUT", HERE)  # runs/, images/ and results/ go here (tests point it elsewhere)
 # variant name -> flags
 VARIANTS = {
     "none": ["--dvm-mode", "none"],
@@ -54,7 +55,7 @@ if __name__ == "__main__":
     cli, flags = parser.parse_args(argv[:split]), argv[split + 1:]
     seeds = range(1, int(os.environ.get("SEEDS", 10)) + 1)
     jobs = int(os.environ.get("JOBS", os.cpu_count()))
-    out = os.path.join(HERE, "runs", cli.fig)
+    out = os.path.join(OUT, "runs", cli.fig)
     start = time.time()
     print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {seeds.start}..{seeds.stop - 1}, {jobs} jobs at a time")
     first, rest = cli.variants[0], cli.variants[1:]

@@ -1,0 +1,24 @@
+"""The figure pipeline end to end on tiny runs: run.py trains and branches, plot.py and fig8.py draw."""
+import os
+import subprocess
+import sys
+
+from helpers import ROOT, TINY
+
+
+def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="2", JOBS="2")
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "tiny", "maddpg_dvm.py",
+           "--variants", "none", "dvm", "--", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for seed in (1, 2):  # the second variant branched from the first one's Phase I
+        assert "loaded Phase I" in (tmp_path / "runs" / "tiny" / f"seed{seed}" / "dvm" / "stdout.txt").read_text()
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "| No DVM |" in table and "| DVM |" in table and "2 seeds" in table
+    assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
+    (tmp_path / "images" / "tiny.png").unlink()  # fig8.py draws its own picture under the same name
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "fig8.py"), "tiny"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "images" / "tiny.png").stat().st_size > 0

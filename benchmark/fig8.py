@@ -37,12 +37,12 @@ def load_team(path):
         raise SystemExit(f"error: Fig. 8 needs a 2-agent spread run, {path!r} is {config['domain']} "
                          f"with {config['n_agents']} agents")
     obs_dim, hidden = particle_envs.make("spread", n_agents=2).single_observation_space.shape[0], config["hidden_dim"]
-    actors = [maddpg_dvm.Actor(obs_dim, 5, hidden) for _ in range(2)]
-    critic = maddpg_dvm.Critic(2, obs_dim, 5, hidden)
-    for i, actor in enumerate(actors):
-        actor.load_state_dict({k[2:]: v for k, v in team["actors"].items() if k.startswith(f"{i}.")})
-    critic.load_state_dict({k[2:]: v for k, v in team["critics"].items() if k.startswith("0.")})
-    return actors, critic, config["temperature"]
+    # the checkpoint holds the script's nn.ModuleLists, one entry per agent
+    actors = torch.nn.ModuleList([maddpg_dvm.Actor(obs_dim, 5, hidden) for _ in range(2)])
+    critics = torch.nn.ModuleList([maddpg_dvm.Critic(2, obs_dim, 5, hidden) for _ in range(2)])
+    actors.load_state_dict(team["actors"])
+    critics.load_state_dict(team["critics"])
+    return actors, critics[0], config["temperature"]
 
 
 def grid_observations(other_pos):
@@ -76,11 +76,11 @@ if __name__ == "__main__":
     targets = particle_envs.QUADRANT_CENTRES[:2]
     # Agent 2 sits on the target of its start quadrant: UR in Phase I, LL in Phase II
     configs = [("Phase I config", targets[1]), ("Phase II config", targets[0])]
+    grids = [grid_observations(other_pos) for _, other_pos in configs]  # the same for every row
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 12))
     for r, (label, path) in enumerate(rows):
         actors, critic, temperature = load_team(path)
-        for c, (config_name, other_pos) in enumerate(configs):
-            obs, gx, gy = grid_observations(other_pos)
+        for c, ((config_name, other_pos), (obs, gx, gy)) in enumerate(zip(configs, grids)):
             force, value = policy_and_value(actors, critic, temperature, obs)
             ax_pi, ax_q = axes[r, 2 * c], axes[r, 2 * c + 1]
             step = slice(None, None, 2)

@@ -21,13 +21,16 @@ import particle_envs  # noqa: E402
 WORLDS = 4096
 
 
-def moving_share(env, policy):
+def rollout(env, policy):
+    """One batch of Task I episodes: share of steps the box moves, share each agent touches it, final distances."""
     obs = env.reset(seed=0)
-    moving = 0.0
+    moving, touching = 0.0, np.zeros(2)
     for _ in range(env.horizon):
         obs, *_ = env.step(policy(obs))
         moving += (env.box_vel != 0).any(axis=1).mean()
-    return moving / env.horizon
+        gap = np.linalg.norm(env.pos - env.box_pos[:, None], axis=-1)
+        touching += (gap < env.agent_radius + env.box_radius).mean(0)
+    return moving / env.horizon, touching / env.horizon, gap.mean(0)
 
 
 if __name__ == "__main__":
@@ -35,27 +38,20 @@ if __name__ == "__main__":
     print("share of steps in which the box moves, Task I")
     for spawn in (0.5, 0.35):
         env = particle_envs.make("push_box", num_envs=WORLDS, task=1, spawn_radius=spawn)
-        random_share = moving_share(env, lambda obs: rng.integers(0, 5, (WORLDS, 2)))
+        random_share = rollout(env, lambda obs: rng.integers(0, 5, (WORLDS, 2)))[0]
         directions = rng.integers(1, 5, (WORLDS, 2))
-        constant_share = moving_share(env, lambda obs: directions)
+        constant_share = rollout(env, lambda obs: directions)[0]
         print(f"  spawn ring {spawn}: random actions {100 * random_share:.2f} %, "
               f"constant directions {100 * constant_share:.2f} %")
     if len(sys.argv) > 1:
         checkpoint = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-        config, team = checkpoint["config"], checkpoint["teams"][0]
-        actors = [maddpg_dvm.Actor(12, 5, config["hidden_dim"]) for _ in range(2)]
-        for i, actor in enumerate(actors):
-            actor.load_state_dict({k[2:]: v for k, v in team["actors"].items() if k.startswith(f"{i}.")})
-        env = particle_envs.make("push_box", num_envs=WORLDS, task=1)
-        obs = env.reset(seed=0)
-        touching, moving = np.zeros(2), 0.0
-        for _ in range(env.horizon):
-            with torch.no_grad():
-                actions = torch.stack([a(torch.as_tensor(obs[:, i])).argmax(-1) for i, a in enumerate(actors)], 1)
-            obs, *_ = env.step(actions.numpy())
-            gap = np.linalg.norm(env.pos - env.box_pos[:, None], axis=-1)
-            touching += (gap < env.agent_radius + env.box_radius).mean(0)
-            moving += (env.box_vel != 0).any(axis=1).mean()
-        print(f"team A's greedy actors ({sys.argv[1]}): touching {np.round(100 * touching / env.horizon, 1)} % "
-              f"of steps, box moving {100 * moving / env.horizon:.2f} %, final distance from the box "
-              f"{np.round(gap.mean(0), 2)}")
+        actors = torch.nn.ModuleList([maddpg_dvm.Actor(12, 5, checkpoint["config"]["hidden_dim"]) for _ in range(2)])
+        actors.load_state_dict(checkpoint["teams"][0]["actors"])  # team A
+
+        @torch.no_grad()
+        def greedy(obs):
+            return torch.stack([a(torch.as_tensor(obs[:, i])).argmax(-1) for i, a in enumerate(actors)], 1).numpy()
+
+        moving, touching, distance = rollout(particle_envs.make("push_box", num_envs=WORLDS, task=1), greedy)
+        print(f"team A's greedy actors ({sys.argv[1]}): touching {np.round(100 * touching, 1)} % "
+              f"of steps, box moving {100 * moving:.2f} %, final distance from the box {np.round(distance, 2)}")

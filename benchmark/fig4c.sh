@@ -3,4 +3,4 @@
 # from the same Phase I checkpoint. SEEDS=3 bash benchmark/fig4c.sh for a quick look; JOBS sets parallel jobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python benchmark/run.py fig4c maddpg_dvm.py -- --domain spread --n-agents 4 --phase1-steps 60000 --phase2-steps 60000 "$@"
+python benchmark/run.py fig4c maddpg_dvm.py -- --domain spread --n-agents 4 --phase1-steps 40000 --phase2-steps 30000 "$@"

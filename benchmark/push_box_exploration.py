@@ -3,6 +3,7 @@
     python benchmark/push_box_exploration.py [PHASE1_CHECKPOINT]
 
 Prints the share of steps in which the box moves (both agents in contact) on Task I, 4,096 worlds x 25 steps,
+next to the share in which at least one agent touches it (what a one-pusher rule would need),
 under uniformly random discrete actions and under one constant direction per agent and episode (roughly what an
 untrained greedy actor does), for agents spawned on rings of radius 0.5 (default) and 0.35 (just outside
 contact). Given a maddpg_dvm.py push-box checkpoint, also for team A's greedy actors: the share of steps each
@@ -22,15 +23,17 @@ WORLDS = 4096
 
 
 def rollout(env, policy):
-    """One batch of Task I episodes: share of steps the box moves, share each agent touches it, final distances."""
+    """One batch of Task I episodes: share of steps the box moves, share each agent touches it, share at least
+    one does, final distances."""
     obs = env.reset(seed=0)
-    moving, touching = 0.0, np.zeros(2)
+    moving, touching, either = 0.0, np.zeros(2), 0.0
     for _ in range(env.horizon):
         obs, *_ = env.step(policy(obs))
         moving += (env.box_vel != 0).any(axis=1).mean()
         gap = np.linalg.norm(env.pos - env.box_pos[:, None], axis=-1)
-        touching += (gap < env.agent_radius + env.box_radius).mean(0)
-    return moving / env.horizon, touching / env.horizon, gap.mean(0)
+        touch = gap < env.agent_radius + env.box_radius
+        touching, either = touching + touch.mean(0), either + touch.any(1).mean()
+    return moving / env.horizon, touching / env.horizon, either / env.horizon, gap.mean(0)
 
 
 if __name__ == "__main__":
@@ -38,11 +41,11 @@ if __name__ == "__main__":
     print("share of steps in which the box moves, Task I")
     for spawn in (0.5, 0.35):
         env = particle_envs.make("push_box", num_envs=WORLDS, task=1, spawn_radius=spawn)
-        random_share = rollout(env, lambda obs: rng.integers(0, 5, (WORLDS, 2)))[0]
+        random_share, _, random_either, _ = rollout(env, lambda obs: rng.integers(0, 5, (WORLDS, 2)))
         directions = rng.integers(1, 5, (WORLDS, 2))
         constant_share = rollout(env, lambda obs: directions)[0]
-        print(f"  spawn ring {spawn}: random actions {100 * random_share:.2f} %, "
-              f"constant directions {100 * constant_share:.2f} %")
+        print(f"  spawn ring {spawn}: random actions {100 * random_share:.2f} % (at least one agent touching: "
+              f"{100 * random_either:.2f} %), constant directions {100 * constant_share:.2f} %")
     if len(sys.argv) > 1:
         checkpoint = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
         actors = torch.nn.ModuleList([maddpg_dvm.Actor(12, 5, checkpoint["config"]["hidden_dim"]) for _ in range(2)])
@@ -52,6 +55,6 @@ if __name__ == "__main__":
         def greedy(obs):
             return torch.stack([a(torch.as_tensor(obs[:, i])).argmax(-1) for i, a in enumerate(actors)], 1).numpy()
 
-        moving, touching, distance = rollout(particle_envs.make("push_box", num_envs=WORLDS, task=1), greedy)
+        moving, touching, _, distance = rollout(particle_envs.make("push_box", num_envs=WORLDS, task=1), greedy)
         print(f"team A's greedy actors ({sys.argv[1]}): touching {np.round(100 * touching, 1)} % "
               f"of steps, box moving {100 * moving:.2f} %, final distance from the box {np.round(distance, 2)}")

@@ -1,9 +1,11 @@
-"""The figure pipeline end to end on tiny runs: run.py trains and branches, plot.py and fig8.py draw."""
+"""The figure pipeline end to end on tiny runs: run.py trains and branches, plot.py and fig8.py draw; the push box
+exploration diagnostic."""
 import os
+import re
 import subprocess
 import sys
 
-from helpers import ROOT, TINY
+from helpers import ROOT, TINY, run_script
 
 
 def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
@@ -22,3 +24,16 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
                           text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
+
+
+def test_push_box_exploration_diagnostic(tmp_path):
+    run_script("maddpg_dvm.py", tmp_path, "--domain", "push_box", "--run-name", "box")
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "push_box_exploration.py"),
+           str(tmp_path / "box" / "phase1.pt")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rings = re.findall(r"random actions ([\d.]+) % \(at least one agent touching: ([\d.]+) %\)", proc.stdout)
+    assert len(rings) == 2
+    for moving, either in rings:  # the box needs both agents: far rarer than one agent touching it
+        assert 0 < float(moving) < float(either) / 2
+    assert "team A's greedy actors" in proc.stdout

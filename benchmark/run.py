@@ -7,11 +7,16 @@ Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so 
 one Phase I. Each job runs with one torch thread; `JOBS` (default: the number of cores) run side by side.
 `SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then the plot
 script (plot.py; fig8.py for Fig. 8) draws the figure. `BENCHMARK_OUT` moves runs/, images/ and results/ elsewhere.
+
+An interrupted figure resumes: running the script again skips every run that finished (its `phase2.pt` exists),
+and runs/FIG/wall_time.txt, kept up to date after every job, adds up the wall time of all invocations. Delete
+runs/FIG to start over.
 """
 import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +35,9 @@ VARIANTS = {
 
 def job(script, out, seed, variant, flags, checkpoint=None):
     run_name = f"seed{seed}/{variant}"
+    if os.path.exists(os.path.join(out, run_name, "phase2.pt")):  # finished in an earlier invocation
+        print(f"  seed {seed} {variant}: done already, skipped", flush=True)
+        return
     cmd = [sys.executable, os.path.join(ROOT, script), "--seed", str(seed), "--threads", "1", "--runs-dir", out,
            "--run-name", run_name, *VARIANTS[variant], *flags]
     if checkpoint:
@@ -56,17 +64,34 @@ if __name__ == "__main__":
     seeds = range(1, int(os.environ.get("SEEDS", 10)) + 1)
     jobs = int(os.environ.get("JOBS", os.cpu_count()))
     out = os.path.join(OUT, "runs", cli.fig)
+    os.makedirs(out, exist_ok=True)
+    # runs of one figure must share their flags, or a resumed figure would mix two configurations
+    command, command_file = " ".join([cli.script, *flags]), os.path.join(out, "command.txt")
+    if os.path.exists(command_file) and open(command_file).read().strip() != command:
+        sys.exit(f"{out} holds runs of another command ({open(command_file).read().strip()}); "
+                 f"delete that folder to start over with: {command}")
+    with open(command_file, "w") as f:
+        f.write(command + "\n")
+    wall_file, lock = os.path.join(out, "wall_time.txt"), threading.Lock()
+    earlier = float(open(wall_file).read()) if os.path.exists(wall_file) else 0.0  # earlier invocations
     start = time.time()
+
+    def run_job(*a, **kw):
+        job(*a, **kw)
+        with lock:  # so that an interrupted figure keeps the time it took so far
+            with open(wall_file, "w") as f:
+                f.write(f"{earlier + time.time() - start:.0f}\n")
+
     print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {seeds.start}..{seeds.stop - 1}, {jobs} jobs at a time")
     first, rest = cli.variants[0], cli.variants[1:]
     with ThreadPoolExecutor(jobs) as pool:
         # every seed's Phase I (inside its first variant) before the variants that branch from it
-        list(pool.map(lambda s: job(cli.script, out, s, first, flags), seeds))
+        list(pool.map(lambda s: run_job(cli.script, out, s, first, flags), seeds))
         tasks = [(s, v) for s in seeds for v in rest]
-        list(pool.map(lambda t: job(cli.script, out, t[0], t[1], flags,
-                                    os.path.join(out, f"seed{t[0]}", first, "phase1.pt")), tasks))
-    wall = time.time() - start
-    with open(os.path.join(out, "wall_time.txt"), "w") as f:
+        list(pool.map(lambda t: run_job(cli.script, out, t[0], t[1], flags,
+                                        os.path.join(out, f"seed{t[0]}", first, "phase1.pt")), tasks))
+    wall = earlier + time.time() - start
+    with open(wall_file, "w") as f:
         f.write(f"{wall:.0f}\n")
-    print(f"{cli.fig}: wall time {wall / 60:.1f} min")
+    print(f"{cli.fig}: wall time {wall / 60:.1f} min" + (" (all invocations)" if earlier else ""))
     subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig], check=True)

@@ -19,6 +19,15 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "| No DVM |" in table and "| DVM |" in table and "2 seeds" in table
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
+    wall = float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text())
+
+    # run again: every finished run is skipped, the wall time adds up; other flags are refused
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("done already, skipped") == 4 and "(all invocations)" in proc.stdout
+    assert float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text()) >= wall
+    proc = subprocess.run([*cmd, "--horizon", "10"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert proc.returncode != 0 and "delete that folder to start over" in proc.stderr
     (tmp_path / "images" / "tiny.png").unlink()  # fig8.py draws its own picture under the same name
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "fig8.py"), "tiny"], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=300)

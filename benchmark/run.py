@@ -1,10 +1,13 @@
 """Run one paper figure: Phase I once per seed, then every variant from that Phase I checkpoint, on all cores.
 
-    python benchmark/run.py FIG SCRIPT [--variants none distill vm dvm] [--plot plot.py] -- [flags passed to SCRIPT]
+    python benchmark/run.py FIG SCRIPT [--variants none distill vm dvm] [--plot plot.py] [--phase1-from FIG0]
+                            -- [flags passed to SCRIPT]
 
 The figure scripts (fig4a.sh, ...) call this. The first variant of each seed trains Phase I (and its own
 Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so all variants of a seed share
-one Phase I. Each job runs with one torch thread; `JOBS` (default: the number of cores) run side by side.
+one Phase I. With `--phase1-from FIG0`, every variant starts from FIG0's Phase I checkpoints instead (Fig. 7
+branches from Fig. 6's Phase I). Each job runs with one torch thread; `JOBS` (default: the number of cores) run
+side by side.
 `SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then the plot
 script (plot.py; fig8.py for Fig. 8) draws the figure. `BENCHMARK_OUT` moves runs/, images/ and results/ elsewhere.
 
@@ -13,6 +16,7 @@ and runs/FIG/wall_time.txt, kept up to date after every job, adds up the wall ti
 runs/FIG to start over.
 """
 import argparse
+import glob
 import os
 import subprocess
 import sys
@@ -57,6 +61,7 @@ if __name__ == "__main__":
     parser.add_argument("script")
     parser.add_argument("--variants", nargs="+", default=["none", "distill", "vm", "dvm"], choices=list(VARIANTS))
     parser.add_argument("--plot", default="plot.py", help="script in benchmark/ that draws FIG afterwards")
+    parser.add_argument("--phase1-from", help="a figure run before, whose Phase I checkpoints every variant starts from")
     # everything after "--" goes to SCRIPT untouched
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
@@ -84,12 +89,23 @@ if __name__ == "__main__":
 
     print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {seeds.start}..{seeds.stop - 1}, {jobs} jobs at a time")
     first, rest = cli.variants[0], cli.variants[1:]
+    phase1 = {s: os.path.join(out, f"seed{s}", first, "phase1.pt") for s in seeds}
+    if cli.phase1_from:  # only the run that trained Phase I has a phase1.pt
+        first, rest = None, cli.variants
+        phase1 = {s: glob.glob(os.path.join(OUT, "runs", cli.phase1_from, f"seed{s}", "*", "phase1.pt")) for s in seeds}
+        missing = [s for s in seeds if len(phase1[s]) != 1]
+        if missing:
+            sys.exit(f"no Phase I checkpoint of seed {missing[0]} in {os.path.join(OUT, 'runs', cli.phase1_from)}: "
+                     f"run {cli.phase1_from} first, with at least as many SEEDS")
+        phase1 = {s: paths[0] for s, paths in phase1.items()}
+        with open(os.path.join(out, "phase1_from.txt"), "w") as f:  # plot.py draws Phase I from there
+            f.write(cli.phase1_from + "\n")
     with ThreadPoolExecutor(jobs) as pool:
         # every seed's Phase I (inside its first variant) before the variants that branch from it
-        list(pool.map(lambda s: run_job(cli.script, out, s, first, flags), seeds))
+        if first:
+            list(pool.map(lambda s: run_job(cli.script, out, s, first, flags), seeds))
         tasks = [(s, v) for s in seeds for v in rest]
-        list(pool.map(lambda t: run_job(cli.script, out, t[0], t[1], flags,
-                                        os.path.join(out, f"seed{t[0]}", first, "phase1.pt")), tasks))
+        list(pool.map(lambda t: run_job(cli.script, out, t[0], t[1], flags, phase1[t[0]]), tasks))
     wall = earlier + time.time() - start
     with open(wall_file, "w") as f:
         f.write(f"{wall:.0f}\n")

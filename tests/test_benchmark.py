@@ -28,6 +28,19 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text()) >= wall
     proc = subprocess.run([*cmd, "--horizon", "10"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert proc.returncode != 0 and "delete that folder to start over" in proc.stderr
+
+    # a second figure that branches from the first one's Phase I (as Fig. 7 from Fig. 6)
+    branch = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "branch", "maddpg_dvm.py",
+              "--phase1-from", "tiny", "--variants", "dvm_no_learning", "--", *TINY]
+    proc = subprocess.run(branch, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for seed in (1, 2):
+        log = (tmp_path / "runs" / "branch" / f"seed{seed}" / "dvm_no_learning" / "stdout.txt").read_text()
+        assert f"runs/tiny/seed{seed}/none/phase1.pt" in log.replace(os.sep, "/")
+    assert "| DVM, no Phase II learning |" in (tmp_path / "results" / "branch.md").read_text()
+    proc = subprocess.run(branch, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3"))
+    assert proc.returncode != 0 and "no Phase I checkpoint of seed 3" in proc.stderr
+
     (tmp_path / "images" / "tiny.png").unlink()  # fig8.py draws its own picture under the same name
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "fig8.py"), "tiny"], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=300)

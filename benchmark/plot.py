@@ -3,7 +3,7 @@
     python benchmark/plot.py FIG      # -> benchmark/images/FIG.png, benchmark/results/FIG.md
 
 The paper's way: eval/return against the global step, mean over seeds as a line, shading of +- 1/2 standard
-deviation, the DVM step marked. Phase I comes from each seed's first variant (the one that trained it), or
+deviation, the DVM step marked. Phase I comes from each seed's run that trained it (its first variant), or
 from the figure named in runs/FIG/phase1_from.txt (run.py --phase1-from).
 Table, per variant, mean +- std over seeds of
   - Phase II AUC: the area under the Phase II eval/return curve divided by its length in steps, i.e. the
@@ -70,14 +70,12 @@ if __name__ == "__main__":
     seeds = sorted(glob.glob(os.path.join(root, "seed*")), key=lambda p: int(p.rsplit("seed", 1)[1]))
     variants = [v for v in NAMES if all(os.path.isdir(os.path.join(s, v)) for s in seeds)]
     runs = {v: [read_run(os.path.join(s, v)) for s in seeds] for v in variants}
+    # Phase I from each seed's run that trained it, the only one with a phase1.pt: in this figure, or in the one
+    # named in phase1_from.txt (run.py --phase1-from)
     source = os.path.join(root, "phase1_from.txt")
-    if os.path.exists(source):  # Phase I from each seed's run that trained it in another figure
-        trainers = [os.path.dirname(glob.glob(os.path.join(OUT, "runs", open(source).read().strip(),
-                                                           os.path.basename(s), "*", "phase1.pt"))[0]) for s in seeds]
-    else:  # the first variant that logged Phase I
-        first = next(v for v in variants if runs[v][0][0][1] is not None)
-        trainers = [os.path.join(s, first) for s in seeds]
-    phase1_curves = [read_run(t)[0][1] for t in trainers]
+    phase1_root = os.path.join(OUT, "runs", open(source).read().strip()) if os.path.exists(source) else root
+    trainers = [glob.glob(os.path.join(phase1_root, os.path.basename(s), "*", "phase1.pt"))[0] for s in seeds]
+    phase1_curves = [read_run(os.path.dirname(t))[0][1] for t in trainers]
 
     fig, ax = plt.subplots(figsize=(6, 4))
     steps1 = phase1_curves[0][0]

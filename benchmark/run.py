@@ -88,9 +88,7 @@ if __name__ == "__main__":
                 f.write(f"{earlier + time.time() - start:.0f}\n")
 
     print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {seeds.start}..{seeds.stop - 1}, {jobs} jobs at a time")
-    first, rest = cli.variants[0], cli.variants[1:]
-    phase1 = {s: os.path.join(out, f"seed{s}", first, "phase1.pt") for s in seeds}
-    if cli.phase1_from:  # only the run that trained Phase I has a phase1.pt
+    if cli.phase1_from:  # every variant branches from another figure's Phase I (only its trainer has a phase1.pt)
         first, rest = None, cli.variants
         phase1 = {s: glob.glob(os.path.join(OUT, "runs", cli.phase1_from, f"seed{s}", "*", "phase1.pt")) for s in seeds}
         missing = [s for s in seeds if len(phase1[s]) != 1]
@@ -100,6 +98,9 @@ if __name__ == "__main__":
         phase1 = {s: paths[0] for s, paths in phase1.items()}
         with open(os.path.join(out, "phase1_from.txt"), "w") as f:  # plot.py draws Phase I from there
             f.write(cli.phase1_from + "\n")
+    else:  # the first variant trains Phase I, the others branch from it
+        first, rest = cli.variants[0], cli.variants[1:]
+        phase1 = {s: os.path.join(out, f"seed{s}", first, "phase1.pt") for s in seeds}
     with ThreadPoolExecutor(jobs) as pool:
         # every seed's Phase I (inside its first variant) before the variants that branch from it
         if first:

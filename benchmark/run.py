@@ -47,6 +47,8 @@ def job(script, out, seed, variant, flags, checkpoint=None):
     if checkpoint:
         cmd += ["--phase1-checkpoint", checkpoint]
     os.makedirs(os.path.join(out, run_name), exist_ok=True)
+    for stale in glob.glob(os.path.join(out, run_name, "events.out.tfevents.*")):  # of a run cut off earlier:
+        os.remove(stale)  # the plot would read its curve along with the new one
     start = time.time()
     with open(os.path.join(out, run_name, "stdout.txt"), "w") as log:
         code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode

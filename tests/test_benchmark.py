@@ -21,10 +21,18 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
     wall = float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text())
 
-    # run again: every finished run is skipped, the wall time adds up; other flags are refused
+    # run again after one run was cut off (no phase2.pt, an events file of its own): that run starts over alone and
+    # its stale events go, every finished run is skipped, the wall time adds up; other flags are refused
+    cut = tmp_path / "runs" / "tiny" / "seed2" / "dvm"
+    (cut / "phase2.pt").unlink()
+    stale = next(cut.glob("events.out.tfevents.*"))
+    stale.rename(cut / "events.out.tfevents.0.cut-off")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("done already, skipped") == 4 and "(all invocations)" in proc.stdout
+    assert proc.stdout.count("done already, skipped") == 3 and "(all invocations)" in proc.stdout
+    assert "seed 2 dvm: exit 0" in proc.stdout and (cut / "phase2.pt").exists()
+    events = list(cut.glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].name != "events.out.tfevents.0.cut-off"
     assert float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text()) >= wall
     proc = subprocess.run([*cmd, "--horizon", "10"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert proc.returncode != 0 and "delete that folder to start over" in proc.stderr

@@ -513,6 +513,7 @@ if __name__ == "__main__":
         print(f"loaded Phase I from {args.phase1_checkpoint} (global_step {global_step})", flush=True)
 
     # ---- DVM step ----
+    dvm_start = time.time()
     # Sources: every agent of the spread team; agent 1 of each push-box team (its own buffer for each).
     team = teams[0]  # the team that goes on into Phase II (push box under "none": team A)
     if args.dvm_mode in ("distill", "dvm"):
@@ -530,7 +531,8 @@ if __name__ == "__main__":
         for it, loss in enumerate(vm_losses.tolist()):
             writer.add_scalar("dvm/vm_loss", loss, it)
     if args.dvm_mode != "none":
-        print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done", flush=True)
+        print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done in {time.time() - dvm_start:.0f} s",
+              flush=True)
     # the networks that enter Phase II (Fig. 8 draws them); no buffer, so the file stays small
     save_checkpoint(os.path.join(run_dir, "dvm.pt"), dict(algorithm="maddpg_dvm", config=asdict(args),
                                                           global_step=global_step,

@@ -75,7 +75,8 @@ if __name__ == "__main__":
     source = os.path.join(root, "phase1_from.txt")
     phase1_root = os.path.join(OUT, "runs", open(source).read().strip()) if os.path.exists(source) else root
     trainers = [glob.glob(os.path.join(phase1_root, os.path.basename(s), "*", "phase1.pt"))[0] for s in seeds]
-    phase1_curves = [read_run(os.path.dirname(t))[0][1] for t in trainers]
+    read = {os.path.join(s, v): run for v in variants for s, run in zip(seeds, runs[v])}  # not read twice
+    phase1_curves = [(read.get(os.path.dirname(t)) or read_run(os.path.dirname(t)))[0][1] for t in trainers]
 
     fig, ax = plt.subplots(figsize=(6, 4))
     steps1 = phase1_curves[0][0]

@@ -4,7 +4,8 @@
 
 The paper's way: eval/return against the global step, mean over seeds as a line, shading of +- 1/2 standard
 deviation, the DVM step marked. Phase I comes from each seed's run that trained it (its first variant), or
-from the figure named in runs/FIG/phase1_from.txt (run.py --phase1-from).
+from the figure named in runs/FIG/phase1_from.txt (run.py --phase1-from). A figure still running, or cut off, is
+drawn from the seeds whose runs have all finished.
 Table, per variant, mean +- std over seeds of
   - Phase II AUC: the area under the Phase II eval/return curve divided by its length in steps, i.e. the
     average evaluation return over Phase II (higher is better, rewards learning fast);
@@ -68,7 +69,13 @@ if __name__ == "__main__":
     fig_name = sys.argv[1]
     root = os.path.join(OUT, "runs", fig_name)
     seeds = sorted(glob.glob(os.path.join(root, "seed*")), key=lambda p: int(p.rsplit("seed", 1)[1]))
-    variants = [v for v in NAMES if all(os.path.isdir(os.path.join(s, v)) for s in seeds)]
+    variants = [v for v in NAMES if any(os.path.isdir(os.path.join(s, v)) for s in seeds)]
+    # a figure still running, or cut off, is drawn from the seeds whose runs have all finished (phase2.pt)
+    started, seeds = len(seeds), [s for s in seeds if all(os.path.exists(os.path.join(s, v, "phase2.pt")) for v in variants)]
+    if not seeds:
+        sys.exit(f"no seed of {root} has finished all of its runs yet")
+    if len(seeds) < started:
+        print(f"{fig_name}: {len(seeds)} of {started} seeds have finished all of their runs; drawing those")
     runs = {v: [read_run(os.path.join(s, v)) for s in seeds] for v in variants}
     # Phase I from each seed's run that trained it, the only one with a phase1.pt: in this figure, or in the one
     # named in phase1_from.txt (run.py --phase1-from)
@@ -115,7 +122,8 @@ if __name__ == "__main__":
     wall_file = os.path.join(root, "wall_time.txt")
     wall = f"{float(open(wall_file).read()) / 60:.0f} min" if os.path.exists(wall_file) else "?"
     lines = [f"### {TITLES.get(fig_name, fig_name)}", "",
-             f"{len(seeds)} seeds, wall time {wall}. ![{fig_name}](images/{fig_name}.png)", "",
+             f"{len(seeds)} seeds" + (f" (of {started} started; the others had not finished)" if len(seeds) < started else "")
+             + f", wall time {wall}. ![{fig_name}](images/{fig_name}.png)", "",
              "| method | Phase II AUC (mean return) | final return | DVM minus method, AUC (95 % CI) | DVM minus method, final (95 % CI) |",
              "|---|---|---|---|---|"]
     for v in variants:

@@ -27,6 +27,12 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     (cut / "phase2.pt").unlink()
     stale = next(cut.glob("events.out.tfevents.*"))
     stale.rename(cut / "events.out.tfevents.0.cut-off")
+    # the plot of a figure with a run not finished draws the seeds that have finished, and says so
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "tiny"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 of 2 seeds have finished" in proc.stdout
+    assert "1 seeds (of 2 started; the others had not finished)" in (tmp_path / "results" / "tiny.md").read_text()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("done already, skipped") == 3 and "(all invocations)" in proc.stdout

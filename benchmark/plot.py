@@ -13,6 +13,7 @@ Table, per variant, mean +- std over seeds of
 and the 95 % paired bootstrap interval (10,000 resamples over seeds) of DVM minus each other variant.
 Push box runs also get the final return per Task III target.
 """
+import functools
 import glob
 import os
 import sys
@@ -36,6 +37,7 @@ TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDP
 TARGETS = {0: "left (Task I)", 1: "right (Task II)", 2: "up (new)"}
 
 
+@functools.cache  # Phase I's run is one of the figure's own runs unless --phase1-from: read it once
 def read_run(run_dir):
     """{phase: (steps, returns)} and {target: final returns} of one run's event file."""
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0}).Reload()
@@ -82,8 +84,7 @@ if __name__ == "__main__":
     source = os.path.join(root, "phase1_from.txt")
     phase1_root = os.path.join(OUT, "runs", open(source).read().strip()) if os.path.exists(source) else root
     trainers = [glob.glob(os.path.join(phase1_root, os.path.basename(s), "*", "phase1.pt"))[0] for s in seeds]
-    read = {os.path.join(s, v): run for v in variants for s, run in zip(seeds, runs[v])}  # not read twice
-    phase1_curves = [(read.get(os.path.dirname(t)) or read_run(os.path.dirname(t)))[0][1] for t in trainers]
+    phase1_curves = [read_run(os.path.dirname(t))[0][1] for t in trainers]
 
     fig, ax = plt.subplots(figsize=(6, 4))
     steps1 = phase1_curves[0][0]

@@ -40,6 +40,11 @@ class Args:
     """the particle world: spread (Figs. 4, 8) or push_box (Figs. 6, 7)"""
     n_agents: int = 2
     """number of agents (spread: 2, 3 or 4; push_box: 2)"""
+    box_rule: Literal["heavy", "both"] = "heavy"
+    """push_box only: heavy = a heavy movable box (one agent moves it slowly, two faster; the figures' rule);
+    both = the paper's literal rule, the box moves only when both agents touch it (MADDPG learns nothing)"""
+    box_mass: float = particle_envs.BOX_MASS
+    """push_box only: mass of the box (an agent's is 1)"""
     dvm_mode: Literal["none", "distill", "vm", "dvm"] = "dvm"
     """what happens between the phases: nothing, distillation (Eq. 3), value matching (Eq. 6), or both"""
     phase1_steps: int = 20_000
@@ -95,7 +100,8 @@ class Args:
 
 
 # The configuration a Phase I checkpoint must share with the run that loads it.
-CHECKPOINT_KEYS = ("domain", "n_agents", "seed", "hidden_dim", "horizon", "buffer_size", "num_envs", "phase1_steps")
+CHECKPOINT_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size",
+                   "num_envs", "phase1_steps")
 
 
 def make_env(args, num_envs, phase, task=None):
@@ -104,7 +110,8 @@ def make_env(args, num_envs, phase, task=None):
         return particle_envs.make("spread", num_envs=num_envs, n_agents=args.n_agents, phase=phase,
                                   horizon=args.horizon)
     return particle_envs.make("push_box", num_envs=num_envs, n_agents=args.n_agents,
-                              task=task if phase == 1 else 3, horizon=args.horizon)
+                              task=task if phase == 1 else 3, horizon=args.horizon, box_rule=args.box_rule,
+                              box_mass=args.box_mass)
 
 
 class Actor(nn.Module):
@@ -385,8 +392,8 @@ def load_phase1(path, args, device):
     checkpoint = torch.load(path, map_location=device, weights_only=False)
     if checkpoint.get("algorithm") != "maddpg_dvm":
         raise SystemExit(f"error: {path!r} is not a maddpg_dvm Phase I checkpoint")
-    mismatched = [f"{key}={checkpoint['config'][key]} (this run: {getattr(args, key)})"
-                  for key in CHECKPOINT_KEYS if checkpoint["config"][key] != getattr(args, key)]
+    mismatched = [f"{key}={checkpoint['config'].get(key)} (this run: {getattr(args, key)})"
+                  for key in CHECKPOINT_KEYS if checkpoint["config"].get(key) != getattr(args, key)]
     if mismatched:
         raise SystemExit(f"error: Phase I checkpoint {path!r} was made with another configuration: "
                          + ", ".join(mismatched))
@@ -399,6 +406,8 @@ def check_args(args):
         raise SystemExit(f"error: spread supports --n-agents 2, 3 or 4, got {args.n_agents}")
     if args.domain == "push_box" and args.n_agents != 2:
         raise SystemExit(f"error: push_box supports --n-agents 2 only, got {args.n_agents}")
+    if not args.box_mass > 0:
+        raise SystemExit(f"error: --box-mass must be positive, got {args.box_mass}")
     for key in ("num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every",
                 "eval_episodes", "update_every", "buffer_size"):
         if getattr(args, key) < 1:

@@ -32,6 +32,9 @@ PHASE2_QUADRANTS = {2: np.array([1, 0]), 3: np.array([1, 2, 0])}
 DISCRETE_FORCES = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
 # Push box targets: Task I left, Task II right, and the new one of Task III, as far from the box.
 BOX_TARGETS = np.array([[-0.75, 0.0], [0.75, 0.0], [0.0, 0.75]])
+# Push box rules (PushBox docstring) and the box mass, chosen by measurement (benchmark/README.md, "Push box").
+BOX_RULES = ("heavy", "both")
+BOX_MASS = 3.0
 
 
 def action_forces(actions, num_envs, n_agents, continuous):
@@ -244,26 +247,36 @@ class Spread:
 class PushBox:
     """Cooperative push box: two agents move a heavy box to a target (paper Sec. V-A2, Fig. 3).
 
-    The box starts at the centre and moves if and only if both agents touch it (discs overlap) in the same
-    step; it then takes the sum of their contact forces. Otherwise it stays exactly where it is, with zero
-    velocity, and acts on the agents as a wall. Agents start at uniformly random angles on a ring around it.
+    The box starts at the centre. How it moves is set by `box_rule`:
+      "heavy" (default): an ordinary movable MPE disc of mass `box_mass`, moved by the sum of the contact
+          forces on it (damped like every entity), so one agent alone moves it slowly and both clearly faster:
+          cooperation pays. The paper's Figs. 6-7 are run on this rule (README, "Implementation details").
+      "both": the paper's literal wording: the box moves if and only if both agents touch it (discs overlap)
+          in the same step, taking the sum of their contact forces; otherwise it stays exactly where it is,
+          with zero velocity, and acts on the agents as a wall. MADDPG learns nothing on it (benchmark/README.md).
+    Agents start at uniformly random angles on a ring around it.
     Target: Task I left (-0.75, 0), Task II right (0.75, 0), Task III one of left, right and (0, 0.75), drawn
     uniformly per world and episode (`target_index`). Team reward per step: -|target - box|^2.
     Observation of agent i: own velocity, own position, box relative to i, box velocity, target relative to
     i, other agent relative to i (12 numbers).
     """
 
-    def __init__(self, num_envs=1, n_agents=2, task=1, continuous=False, horizon=25, agent_radius=0.1,
-                 box_radius=0.25, box_mass=2.0, spawn_radius=0.5, dt=0.1, damping=0.25, mass=1.0,
-                 sensitivity=5.0, contact_force=100.0, contact_margin=1e-3):
+    def __init__(self, num_envs=1, n_agents=2, task=1, continuous=False, horizon=25, box_rule="heavy",
+                 agent_radius=0.1, box_radius=0.25, box_mass=BOX_MASS, spawn_radius=0.5, dt=0.1, damping=0.25,
+                 mass=1.0, sensitivity=5.0, contact_force=100.0, contact_margin=1e-3):
         if n_agents != 2:
             raise ValueError(f"push_box supports n_agents 2 only, got {n_agents}")
+        if box_rule not in BOX_RULES:
+            raise ValueError(f"unknown push_box box_rule {box_rule!r}; choose one of {list(BOX_RULES)}")
+        if not box_mass > 0:
+            raise ValueError(f"push_box box_mass must be positive, got {box_mass}")
         if task not in (1, 2, 3):
             raise ValueError(f"push_box task must be 1, 2 or 3, got {task}")
         if num_envs < 1 or horizon < 1:
             raise ValueError(f"num_envs and horizon must be positive, got {num_envs} and {horizon}")
         self.num_envs, self.n_agents, self.task, self.continuous = num_envs, 2, task, continuous
         self.horizon, self.agent_radius, self.box_radius, self.box_mass = horizon, agent_radius, box_radius, box_mass
+        self.box_rule = box_rule
         self.spawn_radius, self.dt, self.damping, self.mass = spawn_radius, dt, damping, mass
         self.sensitivity, self.contact_force, self.contact_margin = sensitivity, contact_force, contact_margin
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (12,), np.float32)
@@ -294,12 +307,11 @@ class PushBox:
         everything = np.concatenate([self.pos, self.box_pos[:, None, :]], axis=1)  # agents, then the box
         contact = contact_forces(everything, self.radii, self.pairs, self.contact_force, self.contact_margin)
         force += contact[:, :2]
-        # The box moves only when both agents touch it: it needs their joint push.
-        gap = self.pos - self.box_pos[:, None, :]
-        touching = gap[..., 0] ** 2 + gap[..., 1] ** 2 < (self.agent_radius + self.box_radius) ** 2
-        moving = touching.all(axis=1)[:, None]
-        box_vel = self.box_vel * (1 - self.damping) + contact[:, 2] / self.box_mass * self.dt
-        self.box_vel = np.where(moving, box_vel, 0.0)
+        self.box_vel = self.box_vel * (1 - self.damping) + contact[:, 2] / self.box_mass * self.dt
+        if self.box_rule == "both":  # the box moves only when both agents touch it: it needs their joint push
+            gap = self.pos - self.box_pos[:, None, :]
+            touching = gap[..., 0] ** 2 + gap[..., 1] ** 2 < (self.agent_radius + self.box_radius) ** 2
+            self.box_vel = np.where(touching.all(axis=1)[:, None], self.box_vel, 0.0)
         self.box_pos = self.box_pos + self.box_vel * self.dt
         self.vel = self.vel * (1 - self.damping) + force / self.mass * self.dt
         self.pos = self.pos + self.vel * self.dt

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash benchmark/fig6.sh "$@"
 python benchmark/run.py fig7 maddpg_dvm.py --phase1-from fig6 --variants dvm dvm_no_learning -- --domain push_box \
-    --n-agents 2 --phase1-steps 40000 --phase2-steps 40000 "$@"
+    --n-agents 2 --phase1-steps 60000 --phase2-steps 40000 "$@"

@@ -8,8 +8,10 @@ Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so 
 one Phase I. With `--phase1-from FIG0`, every variant starts from FIG0's Phase I checkpoints instead (Fig. 7
 branches from Fig. 6's Phase I). Each job runs with one torch thread; `JOBS` (default: the number of cores) run
 side by side.
-`SEEDS` (default 10) sets the number of seeds. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then the plot
-script (plot.py; fig8.py for Fig. 8) draws the figure. `BENCHMARK_OUT` moves runs/, images/ and results/ elsewhere.
+`SEEDS` sets the seeds: a count (`SEEDS=3`: seeds 1-3; default 10), or the seeds themselves (`SEEDS="8 9 10"`,
+`SEEDS=8-10`; one seed: `SEEDS=8-8`), which is how a figure is finished in pieces: plot.py merges the new seeds'
+curves with the ones committed in results/FIG.csv. Logs go to benchmark/runs/FIG/seedS/VARIANT/, then the plot script (plot.py; fig8.py
+for Fig. 8) draws the figure. `BENCHMARK_OUT` moves runs/, images/ and results/ elsewhere.
 
 An interrupted figure resumes: running the script again skips every run that finished (its `phase2.pt` exists),
 and runs/FIG/wall_time.txt, kept up to date after every job, adds up the wall time of all invocations. Delete
@@ -35,6 +37,23 @@ VARIANTS = {
     "dvm": ["--dvm-mode", "dvm"],
     "dvm_no_learning": ["--dvm-mode", "dvm", "--no-phase2-learning"],
 }
+
+
+def parse_seeds(text):
+    """SEEDS: "10" -> seeds 1..10; "8 9 10" or "8-10" -> those seeds."""
+    try:
+        if "-" in text:
+            first, last = map(int, text.split("-"))
+            seeds = list(range(first, last + 1))
+        elif len(text.split()) == 1:
+            seeds = list(range(1, int(text) + 1))
+        else:
+            seeds = sorted({int(s) for s in text.split()})
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 1:
+        sys.exit(f"SEEDS={text!r}: give a count (10), a list (\"8 9 10\") or a range (8-10) of seeds >= 1")
+    return seeds
 
 
 def job(script, out, seed, variant, flags, checkpoint=None):
@@ -68,7 +87,7 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     cli, flags = parser.parse_args(argv[:split]), argv[split + 1:]
-    seeds = range(1, int(os.environ.get("SEEDS", 10)) + 1)
+    seeds = parse_seeds(os.environ.get("SEEDS", "10"))
     jobs = int(os.environ.get("JOBS", os.cpu_count()))
     out = os.path.join(OUT, "runs", cli.fig)
     os.makedirs(out, exist_ok=True)
@@ -77,6 +96,10 @@ if __name__ == "__main__":
     if os.path.exists(command_file) and open(command_file).read().strip() != command:
         sys.exit(f"{out} holds runs of another command ({open(command_file).read().strip()}); "
                  f"delete that folder to start over with: {command}")
+    csv_file = os.path.join(OUT, "results", f"{cli.fig}.csv")  # curves committed earlier: pieces must match them
+    if os.path.exists(csv_file) and open(csv_file).readline().strip() != f"# command: {command}":
+        sys.exit(f"{csv_file} holds curves of another command ({open(csv_file).readline().strip()}); "
+                 f"its seeds cannot be merged with runs of: {command}")
     with open(command_file, "w") as f:
         f.write(command + "\n")
     wall_file, lock = os.path.join(out, "wall_time.txt"), threading.Lock()
@@ -89,7 +112,7 @@ if __name__ == "__main__":
             with open(wall_file, "w") as f:
                 f.write(f"{earlier + time.time() - start:.0f}\n")
 
-    print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {seeds.start}..{seeds.stop - 1}, {jobs} jobs at a time")
+    print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {' '.join(map(str, seeds))}, {jobs} jobs at a time")
     if cli.phase1_from:  # every variant branches from another figure's Phase I (only its trainer has a phase1.pt)
         first, rest = None, cli.variants
         phase1 = {s: glob.glob(os.path.join(OUT, "runs", cli.phase1_from, f"seed{s}", "*", "phase1.pt")) for s in seeds}

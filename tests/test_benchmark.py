@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT, TINY, run_script
 
 
@@ -21,8 +23,13 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
     wall = float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text())
 
+    curves = (tmp_path / "results" / "tiny.csv").read_text()
+    assert curves.startswith("# command: maddpg_dvm.py --phase1-steps 256")
+    assert {line.split(",")[:2][1] for line in curves.splitlines()[3:]} == {"phase1", "none", "dvm"}
+
     # run again after one run was cut off (no phase2.pt, an events file of its own): that run starts over alone and
     # its stale events go, every finished run is skipped, the wall time adds up; other flags are refused
+    (tmp_path / "results" / "tiny.csv").unlink()  # (else the committed curves would stand in for the cut-off seed)
     cut = tmp_path / "runs" / "tiny" / "seed2" / "dvm"
     (cut / "phase2.pt").unlink()
     stale = next(cut.glob("events.out.tfevents.*"))
@@ -52,7 +59,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
         log = (tmp_path / "runs" / "branch" / f"seed{seed}" / "dvm_no_learning" / "stdout.txt").read_text()
         assert f"runs/tiny/seed{seed}/none/phase1.pt" in log.replace(os.sep, "/")
     assert "| DVM, no Phase II learning |" in (tmp_path / "results" / "branch.md").read_text()
-    proc = subprocess.run(branch, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3"))
+    proc = subprocess.run(branch, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"))
     assert proc.returncode != 0 and "no Phase I checkpoint of seed 3" in proc.stderr
 
     (tmp_path / "images" / "tiny.png").unlink()  # fig8.py draws its own picture under the same name
@@ -61,6 +68,45 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
 
+    # without runs/, the committed curves alone redraw the figure with the same numbers
+    plot = [sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "tiny"]
+    subprocess.run(plot, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=True)
+    from_runs = (tmp_path / "results" / "tiny.md").read_text()
+    (tmp_path / "runs" / "tiny").rename(tmp_path / "mine")
+    (tmp_path / "images" / "tiny.png").unlink()
+    proc = subprocess.run(plot, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "results" / "tiny.md").read_text() == from_runs
+    assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
+
+    # a figure finished in pieces: seed 3 elsewhere is merged with the committed seeds 1 and 2; a piece run with other
+    # flags is refused before it trains
+    proc = subprocess.run([*cmd, "--horizon", "10"], capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"))
+    assert proc.returncode != 0 and "cannot be merged" in proc.stderr
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"), timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "seed 1" not in proc.stdout and "seed 3 dvm: exit 0" in proc.stdout
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "3 seeds" in table and "in 2 pieces" in table
+    assert (tmp_path / "results" / "tiny.csv").read_text().count("# piece: ") == 2
+
+    # your own runs drawn over ours
+    proc = subprocess.run([*plot, "--extra", f"{tmp_path / 'mine' / 'seed1'}:my runs"], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| my runs (--extra, 2 runs) |" in (tmp_path / "results" / "tiny.md").read_text()
+
+
+def test_seeds_are_a_count_a_list_or_a_range():
+    sys.path.insert(0, os.path.join(ROOT, "benchmark"))
+    import run
+
+    assert run.parse_seeds("3") == [1, 2, 3]
+    assert run.parse_seeds("8 9 10") == [8, 9, 10] and run.parse_seeds("8-10") == [8, 9, 10]
+    for bad in ("", "0", "a b", "3-x"):
+        with pytest.raises(SystemExit, match="SEEDS"):
+            run.parse_seeds(bad)
+
 
 def test_push_box_exploration_diagnostic(tmp_path):
     run_script("maddpg_dvm.py", tmp_path, "--domain", "push_box", "--run-name", "box")
@@ -68,8 +114,23 @@ def test_push_box_exploration_diagnostic(tmp_path):
            str(tmp_path / "box" / "phase1.pt")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rings = re.findall(r"random actions ([\d.]+) % \(at least one agent touching: ([\d.]+) %\)", proc.stdout)
-    assert len(rings) == 2
-    for moving, either in rings:  # the box needs both agents: far rarer than one agent touching it
-        assert 0 < float(moving) < float(either) / 2
+    rings = re.findall(r"rule (\w+), spawn ring [\d.]+: random actions ([\d.]+) % \(at least one agent touching: "
+                       r"([\d.]+) %\)", proc.stdout)
+    assert [rule for rule, _, _ in rings] == ["heavy", "heavy", "both", "both"]
+    for rule, moving, either in rings:
+        if rule == "both":  # the box needs both agents: far rarer than one agent touching it
+            assert 0 < float(moving) < float(either) / 2
+        else:  # one touch is enough, and the box glides on for a few steps after it
+            assert float(moving) > float(either)
     assert "team A's greedy actors" in proc.stdout
+
+
+def test_scripted_pushers_cooperation_pays_only_together_under_the_literal_rule():
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "push_box_pushers.py"), "--masses", "3", "--worlds", "200"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    mean = {(rule, int(pushers)): float(value) for rule, pushers, value in
+            re.findall(r"^(heavy|both) +3 +(\d) +\S+ +\S+ +\S+ +(\S+)", proc.stdout, re.MULTILINE)}
+    assert len(mean) == 6
+    assert mean["heavy", 0] < mean["heavy", 1] - 1.0 and mean["heavy", 1] < mean["heavy", 2] - 0.5
+    assert mean["both", 1] == mean["both", 0] < mean["both", 2] - 0.5

@@ -185,6 +185,20 @@ def test_push_box_runs_every_mode(tmp_path, mode):
     assert "end of Phase II" in proc.stdout
 
 
+def test_push_box_rule_reaches_the_worlds_and_the_checkpoint_check(tmp_path):
+    # the literal rule and the heavy box give different Phase I data from the same seed, and a Phase I checkpoint
+    # of one rule (or mass) is refused by a run of the other
+    run(tmp_path, "--domain", "push_box", "--box-rule", "both", "--phase2-steps", "0", "--run-name", "both")
+    run(tmp_path, "--domain", "push_box", "--phase2-steps", "0", "--run-name", "heavy")
+    both, heavy = (load(tmp_path / name / "phase1.pt") for name in ("both", "heavy"))
+    assert both["config"]["box_rule"] == "both" and heavy["config"]["box_rule"] == "heavy"
+    assert not torch.equal(both["teams"][0]["buffer"]["obs"], heavy["teams"][0]["buffer"]["obs"])
+    for flags, what in ((["--box-rule", "both"], "box_rule=heavy"), (["--box-mass", "2"], "box_mass=")):
+        proc = run(tmp_path, "--domain", "push_box", *flags, "--phase1-checkpoint", str(tmp_path / "heavy" / "phase1.pt"),
+                   check=False)
+        assert proc.returncode != 0 and "another configuration" in proc.stderr and what in proc.stderr
+
+
 def test_no_phase2_learning_keeps_the_post_dvm_networks(spread_run, tmp_path):
     common = ["--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt")]
     run(tmp_path, *common, "--phase2-steps", "0", "--run-name", "after_dvm")
@@ -200,6 +214,8 @@ def test_no_phase2_learning_keeps_the_post_dvm_networks(spread_run, tmp_path):
         (["--domain", "soccer"], "domain"),
         (["--n-agents", "5"], "spread supports --n-agents 2, 3 or 4"),
         (["--domain", "push_box", "--n-agents", "3"], "push_box supports --n-agents 2 only"),
+        (["--domain", "push_box", "--box-rule", "one"], "box-rule"),
+        (["--domain", "push_box", "--box-mass", "0"], "--box-mass must be positive"),
         (["--phase1-checkpoint", "/nonexistent/phase1.pt"], "does not exist"),
         (["--batch-size", "0"], "--batch-size must be positive"),
     ],

@@ -204,46 +204,89 @@ def rotate(v, angle):
 
 
 def scripted_push(env, pushers):
-    """Agents in `pushers` hold a contact point behind the box (at +-0.5 rad) and push toward the target."""
+    """Agents in `pushers` hold a contact point behind the box (a pair at +-0.5 rad, one alone straight behind it)
+    and push toward the target."""
     for _ in range(env.horizon):
         to_target = env.target[0] - env.box_pos[0]
         dist = np.linalg.norm(to_target)
         d = to_target / max(dist, 1e-9)
         actions = np.zeros((1, 2, 2))
         for k in pushers:
-            contact_point = env.box_pos[0] - rotate(d, 0.5 if k == 0 else -0.5) * 0.33
-            u = d * min(1.0, 3 * dist) + 3 * (contact_point - env.pos[0, k])
+            side = 0.0 if len(pushers) == 1 else (0.5 if k == 0 else -0.5)
+            contact_point = env.box_pos[0] - rotate(d, side) * 0.33
+            to_centre = (env.box_pos[0] - env.pos[0, k]) / np.linalg.norm(env.box_pos[0] - env.pos[0, k])
+            u = to_centre * min(1.0, 3 * dist) + 3 * (contact_point - env.pos[0, k])  # push through the centre
             actions[0, k] = u / max(1.0, np.linalg.norm(u))
         env.step(actions)
 
 
-@pytest.mark.parametrize("target_index", [0, 1, 2])
-def test_two_scripted_pushers_move_the_box_to_the_target(target_index):
-    env = pe.make("push_box", num_envs=1, task=3, continuous=True)
+def pushed_box(target_index, pushers, **kwargs):
+    """Box position after one episode of `pushers` starting just behind the box, the others parked far away."""
+    env = pe.make("push_box", num_envs=1, task=3, continuous=True, **kwargs)
     env.reset(seed=0)
     env.target_index[:] = target_index
     env.target = pe.BOX_TARGETS[env.target_index]
     d = env.target[0] / 0.75
     env.pos[0] = [-rotate(d, 0.5) * 0.34, -rotate(d, -0.5) * 0.34]  # both just behind the box
-    scripted_push(env, pushers=(0, 1))
-    assert np.linalg.norm(env.box_pos[0] - env.target[0]) < 0.1
+    if 1 not in pushers:
+        env.pos[0] = [-d * 0.34, [1.2, 1.2]]  # agent 0 straight behind the box, agent 1 far away, idle
+    scripted_push(env, pushers)
+    return env
 
 
 @pytest.mark.parametrize("target_index", [0, 1, 2])
-def test_one_pusher_never_moves_the_box(target_index):
-    env = pe.make("push_box", num_envs=1, task=3, continuous=True)
-    env.reset(seed=0)
-    env.target_index[:] = target_index
-    env.target = pe.BOX_TARGETS[env.target_index]
-    d = env.target[0] / 0.75
-    env.pos[0] = [-rotate(d, 0.5) * 0.34, [1.2, 1.2]]  # agent 1 far away, idle
-    scripted_push(env, pushers=(0,))
+def test_two_scripted_pushers_move_the_box_under_the_literal_rule(target_index):
+    env = pushed_box(target_index, (0, 1), box_rule="both")
+    assert env.box_pos[0] @ (env.target[0] / 0.75) > 0.6  # most of the way to the target, 0.75 away
+
+
+@pytest.mark.parametrize("target_index", [0, 1, 2])
+def test_one_pusher_never_moves_the_box_under_the_literal_rule(target_index):
+    env = pushed_box(target_index, (0,), box_rule="both")
     assert (env.box_pos == 0).all() and (env.box_vel == 0).all()
     assert np.linalg.norm(env.pos[0, 0]) < 0.36  # it really was pushing against the box
 
 
-def test_box_never_moves_under_random_single_agent_actions():
-    env = pe.make("push_box", num_envs=256, task=1)
+@pytest.mark.parametrize("target_index", [0, 1, 2])
+def test_heavy_box_one_pusher_moves_it_slowly_two_faster(target_index):
+    target = pe.BOX_TARGETS[target_index]
+    travelled = {}
+    for pushers in ((0,), (0, 1)):
+        env = pushed_box(target_index, pushers)  # the default rule: heavy
+        travelled[pushers] = env.box_pos[0] @ (target / 0.75)  # distance covered toward the target
+        assert abs(env.box_pos[0] @ rotate(target / 0.75, np.pi / 2)) < 0.05  # and not off to the side
+    assert travelled[(0,)] > 0.3
+    assert travelled[(0, 1)] > 1.3 * travelled[(0,)]
+
+
+def test_heavy_box_step_matches_hand_computed_mpe_numbers():
+    # Agent 0 overlaps the box and pushes -x; agent 1 is far away. The box is an ordinary MPE entity of mass m.
+    m = 5.0
+    env = pe.make("push_box", num_envs=1, task=1, box_mass=m)
+    env.reset(seed=0)
+    p0, box = np.array([0.3, 0.05]), np.array([0.02, -0.01])
+    v0, box_v = np.array([-0.4, 0.1]), np.array([-0.2, 0.05])
+    env.pos[0], env.vel[0] = [p0, [2.0, 2.0]], [v0, [0.0, 0.0]]
+    env.box_pos[0], env.box_vel[0] = box, box_v
+    env.step(np.array([[2, 0]]))
+    delta = p0 - box
+    dist = math.hypot(*delta)
+    penetration = math.log(1 + math.exp(-(dist - 0.35) / 1e-3)) * 1e-3
+    f0 = 100.0 * delta / dist * penetration  # on agent 0; -f0 on the box
+    new_box_v = box_v * 0.75 + (-f0) / m * 0.1
+    new_v0 = v0 * 0.75 + (np.array([-5.0, 0.0]) + f0) / 1.0 * 0.1
+    np.testing.assert_allclose(env.box_vel[0], new_box_v, rtol=1e-12)
+    np.testing.assert_allclose(env.box_pos[0], box + new_box_v * 0.1, rtol=1e-12)
+    np.testing.assert_allclose(env.vel[0, 0], new_v0, rtol=1e-12)
+    np.testing.assert_allclose(env.pos[0, 0], p0 + new_v0 * 0.1, rtol=1e-12)
+    assert np.linalg.norm(new_box_v * 0.1) > 1e-3  # the contact really moved it
+    # the momentum the box gains equals the momentum agent 0 loses to the contact (equal and opposite forces)
+    np.testing.assert_allclose(m * (new_box_v - box_v * 0.75), -(new_v0 - v0 * 0.75 - np.array([-0.5, 0.0])),
+                               rtol=1e-12)
+
+
+def test_box_never_moves_under_random_single_agent_actions_under_the_literal_rule():
+    env = pe.make("push_box", num_envs=256, task=1, box_rule="both")
     rng = np.random.default_rng(7)
     for episode in range(4):
         env.reset(seed=episode)
@@ -309,6 +352,8 @@ def test_truncation_at_the_horizon_and_no_autoreset():
         (dict(domain="push_box", n_agents=3), "n_agents 2 only"),
         (dict(domain="spread", phase=3), "phase must be 1 or 2"),
         (dict(domain="push_box", task=4), "task must be 1, 2 or 3"),
+        (dict(domain="push_box", box_rule="one"), r"unknown push_box box_rule 'one'; choose one of \['heavy', 'both'\]"),
+        (dict(domain="push_box", box_mass=0.0), "box_mass must be positive"),
         (dict(domain="spread", num_envs=0), "positive"),
     ],
 )

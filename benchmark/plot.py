@@ -66,12 +66,14 @@ def read_run(run_dir):
     tags = events.Tags()["scalars"]
     rows = [dict(step=r.step, phase=int(p.value), **{"return": r.value})
             for r, p in zip(events.Scalars("eval/return"), events.Scalars("charts/phase"))]
-    # team returns come with every Phase I evaluation, target returns with every Phase II one, in the same order
+    # team returns come with Phase I evaluations, target returns with Phase II ones (a target that no evaluation
+    # world drew is missing at that step); both phases log at the step where one ends and the other begins
     for tag in EXTRA_TAGS:
         if f"eval/{tag}" in tags:
-            phase = 1 if "team" in tag else 2
-            for row, event in zip([r for r in rows if r["phase"] == phase], events.Scalars(f"eval/{tag}")):
-                row[tag] = event.value
+            values = {e.step: e.value for e in events.Scalars(f"eval/{tag}")}
+            for row in rows:
+                if row["phase"] == (1 if "team" in tag else 2) and row["step"] in values:
+                    row[tag] = values[row["step"]]
     return rows
 
 
@@ -161,7 +163,7 @@ def curve_array(rows, key="return"):
     """(steps, seeds x steps array) of rows already in (seed, step) order, one curve per seed."""
     seeds = sorted({r["seed"] for r in rows})
     steps = np.array([r["step"] for r in rows if r["seed"] == seeds[0]])
-    return steps, np.array([[r[key] for r in rows if r["seed"] == s] for s in seeds])
+    return steps, np.array([[r.get(key, np.nan) for r in rows if r["seed"] == s] for s in seeds])
 
 
 if __name__ == "__main__":
@@ -209,8 +211,8 @@ if __name__ == "__main__":
         ax.plot(steps, mean, color=COLOURS[v], lw=1.5, label=NAMES[v])
         ax.fill_between(steps, mean - std / 2, mean + std / 2, color=COLOURS[v], alpha=0.2)
         auc, final = auc_and_final(steps, curves)
-        per_target = {k: curves_k[:, final_window(steps)].mean(1) for k in TARGETS
-                      if f"return_target{k}" in by_variant[v][0]
+        per_target = {k: np.nanmean(curves_k[:, final_window(steps)], axis=1) for k in TARGETS
+                      if any(f"return_target{k}" in r for r in by_variant[v])
                       for curves_k in [curve_array(by_variant[v], f"return_target{k}")[1]]}
         stats[v] = dict(auc=auc, final=final, per_target=per_target)
     extras = [read_extra(spec) for spec in cli.extra]
@@ -237,13 +239,16 @@ if __name__ == "__main__":
     wall_text = "?" if np.isnan(wall) else f"{wall / 60:.0f} min" + (f" in {len(pieces)} pieces" if len(pieces) > 1 else "")
     unfinished = f" (of {started} started; the others had not finished)" if started > len(seeds) else ""
     phase1_end = phase1[:, -1]
+    team_ends = {k: curve_array(by_variant["phase1"], f"return_team{k}")[1][:, -1] for k in TEAMS
+                 if f"return_team{k}" in by_variant["phase1"][0]}  # push box: team A on Task I, team B on Task II
     lines = [f"### {TITLES.get(fig_name, fig_name)}", "",
              f"{len(seeds)} seeds{unfinished}, wall time {wall_text}; per-seed curves in `results/{fig_name}.csv`. "
              f"![{fig_name}](images/{fig_name}.png)", "",
              f"End of Phase I: {phase1_end.mean():.2f} ± {phase1_end.std():.2f}"
-             + "".join(f"; {TEAMS[k]} {x[:, -1].mean():.2f} ± {x[:, -1].std():.2f} (lowest seed {x[:, -1].min():.2f})"
-                       for k in TEAMS if f"return_team{k}" in by_variant["phase1"][0]
-                       for x in [curve_array(by_variant["phase1"], f"return_team{k}")[1]]) + ".", "",
+             + "".join(f"; {TEAMS[k]} {x.mean():.2f} ± {x.std():.2f}" for k, x in team_ends.items()) + "."
+             + (" Per seed (team A / team B): " + ", ".join(f"{s}: {a:.2f} / {b:.2f}" for s, a, b in
+                                                           zip(seeds, team_ends[0], team_ends[1])) + "."
+                if team_ends else ""), "",
              "| method | Phase II AUC (mean return) | final return | DVM minus method, AUC (95 % CI) | DVM minus method, final (95 % CI) |",
              "|---|---|---|---|---|"]
     for v in variants:

@@ -134,3 +134,24 @@ def test_scripted_pushers_cooperation_pays_only_together_under_the_literal_rule(
     assert len(mean) == 6
     assert mean["heavy", 0] < mean["heavy", 1] - 1.0 and mean["heavy", 1] < mean["heavy", 2] - 0.5
     assert mean["both", 1] == mean["both", 0] < mean["both", 2] - 0.5
+
+
+def test_push_box_figure_keeps_team_and_target_curves_in_its_csv(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="1", JOBS="2")
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "box", "maddpg_dvm.py", "--variants", "none", "dvm",
+           "--", *TINY, "--domain", "push_box", "--eval-episodes", "12"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = (tmp_path / "results" / "box.md").read_text()
+    assert "team A, Task I" in table and "Per seed (team A / team B): 1: " in table and "final, target up (new)" in table
+    header, *rows = (tmp_path / "results" / "box.csv").read_text().splitlines()[2:]
+    columns = header.split(",")
+    for row in rows:
+        values = dict(zip(columns, row.split(",")))
+        assert (values["return_team0"] != "") == (values["phase"] == "1")  # team returns in Phase I only
+        assert values["return_target0"] == "" or values["phase"] == "2"
+    (tmp_path / "runs" / "box").rename(tmp_path / "elsewhere")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "box"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "results" / "box.md").read_text() == table

@@ -2,6 +2,7 @@
 exploration diagnostic."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -42,8 +43,9 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert "1 seeds (of 2 started; the others had not finished)" in (tmp_path / "results" / "tiny.md").read_text()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("done already, skipped") == 3 and "(all invocations)" in proc.stdout
-    assert "seed 2 dvm: exit 0" in proc.stdout and (cut / "phase2.pt").exists()
+    assert proc.stdout.count(": skipped;") == 3 and "(all invocations)" in proc.stdout
+    assert "seed 2 dvm: done in" in proc.stdout and (cut / "phase2.pt").exists()
+    assert "1 done, 3 skipped, 0 failed, 0 left" in proc.stdout
     events = list(cut.glob("events.out.tfevents.*"))
     assert len(events) == 1 and events[0].name != "events.out.tfevents.0.cut-off"
     assert float((tmp_path / "runs" / "tiny" / "wall_time.txt").read_text()) >= wall
@@ -85,7 +87,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert proc.returncode != 0 and "cannot be merged" in proc.stderr
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"), timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "seed 1" not in proc.stdout and "seed 3 dvm: exit 0" in proc.stdout
+    assert "seed 1" not in proc.stdout and "seed 3 dvm: done" in proc.stdout
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "3 seeds" in table and "in 2 pieces" in table
     assert (tmp_path / "results" / "tiny.csv").read_text().count("# piece: ") == 2
@@ -155,3 +157,46 @@ def test_push_box_figure_keeps_team_and_target_curves_in_its_csv(tmp_path):
                           text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "results" / "box.md").read_text() == table
+
+
+def test_cluster_path_runs_resumes_and_reports_a_failed_job(tmp_path):
+    # submitit's in-process executor stands in for Slurm: the same jobs, pickled and run by submitit
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="2", CLUSTER="debug")
+    run_py = [sys.executable, os.path.join(ROOT, "benchmark", "run.py")]
+    cmd = [*run_py, "dbg", "maddpg_dvm.py", "--variants", "none", "dvm", "--", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 of 2 seeds to run, one debug job each" in proc.stdout
+    assert "2 seeds" in (tmp_path / "results" / "dbg.md").read_text()
+    for seed in (1, 2):
+        assert "loaded Phase I" in (tmp_path / "runs" / "dbg" / f"seed{seed}" / "dvm" / "stdout.txt").read_text()
+    assert list((tmp_path / "runs" / "dbg" / "submitit").iterdir())  # submitit's pickles and logs
+    # resumed: every run finished, nothing is submitted
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 of 2 seeds to run" in proc.stdout and "0 done, 4 skipped" in proc.stdout
+
+    # a job whose run fails (here its Phase I checkpoint is corrupt) is reported with its log; the other completes
+    for seed in (1, 2):
+        shutil.copytree(tmp_path / "runs" / "dbg" / f"seed{seed}" / "none", tmp_path / "runs" / "src" / f"seed{seed}" / "none")
+    (tmp_path / "runs" / "src" / "seed2" / "none" / "phase1.pt").write_bytes(b"not a checkpoint")
+    proc = subprocess.run([*run_py, "brk", "maddpg_dvm.py", "--phase1-from", "src", "--variants", "dvm", "--", *TINY],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    log = tmp_path / "runs" / "brk" / "seed2" / "dvm" / "stdout.txt"
+    assert proc.returncode != 0 and f"seed 2 dvm failed (exit 1); see {log}" in proc.stderr
+    assert (tmp_path / "runs" / "brk" / "seed1" / "dvm" / "phase2.pt").exists()
+    assert "1 seeds (of 2 started" in (tmp_path / "results" / "brk.md").read_text()
+
+
+def test_slurm_parameters_of_a_dry_run(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="3", SLURM_PARTITION="gpu")
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "fig", "maddpg_dvm.py", "--cluster", "slurm",
+           "--dry-run", "--time-min", "90", "--gpus-per-job", "1", "--log-folder", str(tmp_path / "shared"),
+           "--", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sbatch = (tmp_path / "runs" / "fig" / "sbatch.sh").read_text()
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --cpus-per-task=3", "#SBATCH --gpus-per-node=1",
+                 "#SBATCH --mem=8G", "#SBATCH --job-name=dvm-fig", f"#SBATCH --output={tmp_path / 'shared'}"):
+        assert line in sbatch, line
+    assert not list((tmp_path / "runs" / "fig").glob("seed*"))  # nothing ran

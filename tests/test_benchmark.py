@@ -1,11 +1,12 @@
 """The figure pipeline end to end on tiny runs: run.py trains and branches, plot.py and fig8.py draw; the push box
-exploration diagnostic."""
+exploration diagnostic; render_policy.py's refusals."""
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from helpers import ROOT, TINY, run_script
 
@@ -155,3 +156,14 @@ def test_push_box_figure_keeps_team_and_target_curves_in_its_csv(tmp_path):
                           text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "results" / "box.md").read_text() == table
+
+
+def test_render_policy_refuses_what_it_cannot_draw(tmp_path):
+    script = os.path.join(ROOT, "benchmark", "render_policy.py")
+    torch.save({"weights": 1}, tmp_path / "phase2.pt")
+    torch.save({"weights": 1}, tmp_path / "model.pt")
+    for path, message in ((tmp_path / "phase2.pt", "is not a checkpoint of maddpg_dvm.py or masac_dvm.py"),
+                          (tmp_path / "model.pt", "expected one of phase1.pt, dvm.pt, phase2.pt"),
+                          (tmp_path / "missing" / "dvm.pt", "does not exist")):
+        proc = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from PIL import Image, ImageDraw, ImageFont
 from torch.utils.tensorboard import SummaryWriter
 
 import particle_envs
@@ -34,6 +35,9 @@ class Args:
     """folder that receives the run's TensorBoard logs and checkpoints"""
     run_name: Optional[str] = None
     """the run's folder name inside `runs_dir` (default: domain__exp_name__seed__dvm_mode__time)"""
+    capture_video: bool = False
+    """if toggled, draw one greedy episode per configuration as a GIF at the end of Phase I, right after the DVM step
+    and at the end of Phase II (the run's `videos` folder)"""
 
     # Algorithm specific arguments
     domain: Literal["spread", "push_box"] = "spread"
@@ -281,6 +285,128 @@ def evaluate(actors, env, device, seed):
     return returns.mean(), per_target
 
 
+# The moments of a run that --capture-video draws, by file-name prefix (capture_videos).
+MOMENT_TITLES = {"phase1_end": "end of Phase I", "after_dvm": "right after DVM", "phase2_end": "end of Phase II"}
+TARGET_NAMES = ("left", "right", "up")  # particle_envs.BOX_TARGETS: Tasks I and II, and Task III's new one
+VIDEO_HEADER = 34  # pixels of text above the world's picture
+
+
+def video_frame(image, lines):
+    """One GIF frame: the world's picture below a white strip with two lines of text."""
+    frame = Image.new("RGB", (image.shape[1], image.shape[0] + VIDEO_HEADER), "white")
+    frame.paste(Image.fromarray(image), (0, VIDEO_HEADER))
+    font = ImageFont.load_default(size=12)  # Pillow's own font: no font file needed
+    ImageDraw.Draw(frame).multiline_text((4, 2), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=3)
+    return frame
+
+
+@torch.no_grad()
+def capture_videos(actor_teams, args, device, moment, video_dir, seed):
+    """Draw one greedy episode per configuration as an animated GIF, `video_dir/MOMENT__CONFIGURATION.gif`.
+
+    actor_teams: one list of actors per team. Spread: the Phase I and the Phase II start quadrants
+    (phase1_quadrants, phase2_quadrants), played by the first team. Push box, moment "phase1_end": team A on Task I
+    and team B on Task II (teamA_task1, teamB_task2); later moments: Task III once with each of its targets, forced
+    per world (task3_left, task3_right, task3_up). Every frame (the start and each of the horizon steps) shows the
+    agents' earlier positions as a trail, the step and the return so far. Returns the paths written.
+    """
+    if args.domain == "spread":
+        episodes = [(actor_teams[0], make_env(args, 1, phase=p), None,
+                     [(f"phase{p}_quadrants", f"Phase {'I' * p} start quadrants")]) for p in (1, 2)]
+    elif moment == "phase1_end":
+        episodes = [(actors, make_env(args, 1, phase=1, task=k + 1), None,
+                     [(f"team{'AB'[k]}_task{k + 1}", f"team {'AB'[k]} on Task {'I' * (k + 1)}")])
+                    for k, actors in enumerate(actor_teams)]
+    else:
+        episodes = [(actor_teams[0], make_env(args, 3, phase=2), np.arange(3),
+                     [(f"task3_{name}", f"Task III, target {name}") for name in TARGET_NAMES])]
+    os.makedirs(video_dir, exist_ok=True)
+    paths = []
+    for actors, env, targets, names in episodes:
+        obs = env.reset(seed=seed)
+        if targets is not None:  # one world per Task III target, whatever the reset drew
+            env.target_index[:] = targets
+            env.target = particle_envs.BOX_TARGETS[env.target_index]
+            obs = env.observe()
+        returns, trail = np.zeros(env.num_envs), []  # trail: where everything was at the earlier steps
+        frames = [[] for _ in names]
+        for t in range(env.horizon + 1):
+            if t > 0:
+                trail.append(env.movers())
+                obs, reward, _, _, _ = env.step(select_actions(actors, obs, 0.0, None, device))
+                returns += reward
+            for w, (_, title) in enumerate(names):
+                image = env.render(w, trail=np.stack(trail)[:, w] if trail else None)
+                frames[w].append(video_frame(image, [f"{MOMENT_TITLES[moment]}  |  {title}",
+                                                     f"step {t}/{env.horizon}   return {returns[w]:.2f}"]))
+        for w, (name, _) in enumerate(names):
+            path = os.path.join(video_dir, f"{moment}__{name}.gif")
+            # 100 ms a frame: the worlds' dt, so the GIF plays in real time
+            frames[w][0].save(path, save_all=True, append_images=frames[w][1:], duration=100, loop=0)
+            paths.append(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Divergence checks: a NaN or infinite loss or parameter stops the run before it writes a checkpoint.
+
+
+def first_non_finite(named_tensors):
+    """(name, "nan" or "infinite") of the first tensor with a non-finite entry, or None.
+
+    One stacked isfinite and one device-to-host copy for all tensors, so a check costs one sync, not one per loss.
+    """
+    if not named_tensors:
+        return None
+    names, tensors = list(named_tensors), list(named_tensors.values())
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors])
+    if bool(finite.all()):
+        return None
+    k = int((~finite).nonzero()[0])
+    return names[k], "nan" if bool(torch.isnan(tensors[k]).any()) else "infinite"
+
+
+def team_losses(losses):
+    """Name the losses that maddpg_update returned for each team: {"losses/qf_loss": ..., ...}."""
+    named = {}
+    for k, (qf_loss, actor_loss) in enumerate(losses):
+        team = f" (team {'AB'[k]})" if len(losses) > 1 else ""
+        named.update({f"losses/qf_loss{team}": qf_loss, f"losses/actor_loss{team}": actor_loss})
+    return named
+
+
+def team_parameters(teams):
+    """Every network parameter of every team by name, e.g. "critics.0.fc1.weight"."""
+    named = {}
+    for k, team in enumerate(teams):
+        prefix = f"team {'AB'[k]} " if len(teams) > 1 else ""
+        for key in ("actors", "critics", "target_actors", "target_critics"):
+            named.update({f"{prefix}{key}.{name}": p for name, p in getattr(team, key).named_parameters()})
+    return named
+
+
+def student_parameters(**students):
+    """The parameters of the DVM step's new networks by name, e.g. "pi0 fc1.weight"."""
+    return {f"{key} {name}": p for key, net in students.items() for name, p in net.named_parameters()}
+
+
+def format_duration(seconds):
+    """1h05m, 3m20s or 45s."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def time_left(elapsed, done_steps, steps_ahead):
+    """"~3m20s": the time `steps_ahead` more steps take at the pace of `done_steps` in `elapsed` s ("?" before any)."""
+    if done_steps <= 0:
+        return "?"
+    return "~" + format_duration(steps_ahead * elapsed / done_steps)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # DVM: distillation (Sec. III-A), homogeneous value matching (Sec. III-B) and the hard update.
 
@@ -447,6 +573,15 @@ if __name__ == "__main__":
     teams = [Team(args, obs_dim, n_actions, device) for _ in range(n_teams)]
     start_time = time.time()
     summary = {}
+    video_dir = os.path.join(run_dir, "videos")
+
+    def stop_if_diverged(where, global_step, named_tensors):
+        """Stop at once on a NaN or infinite loss or parameter: nothing is saved over the last good checkpoint."""
+        bad = first_non_finite(named_tensors)
+        if bad is not None:
+            writer.close()
+            raise SystemExit(f"error: diverged in {where} at global step {global_step}: {bad[0]} is {bad[1]} "
+                             "(checkpoints saved before are kept; a lower --learning-rate may help)")
 
     def run_phase(phase, teams, envs, eval_envs, num_steps, global_step, learning=True):
         """Collect with epsilon-greedy actors, update every agent, evaluate.
@@ -457,10 +592,12 @@ if __name__ == "__main__":
         episode_returns = [np.zeros(env.num_envs) for env in envs]
         phase_start, updates, phase_time = global_step, 0, time.time()
         decay_steps = max(1.0, args.exploration_fraction * args.phase1_steps)
-        evals = []
+        evals, losses = [], []
         for step in range(num_steps // args.num_envs + 1):
             done_steps = step * args.num_envs
             if done_steps % args.eval_every < args.num_envs or step == num_steps // args.num_envs:
+                # the last evaluation of a phase comes right before its checkpoint: a diverged one is never saved
+                stop_if_diverged(f"phase {phase}", global_step, {**team_losses(losses), **team_parameters(teams)})
                 results = [evaluate(team.actors, env, device, seed=args.seed + 7 + global_step)
                            for team, env in zip(teams, eval_envs)]
                 evals.append(float(np.mean([r[0] for r in results])))
@@ -471,8 +608,13 @@ if __name__ == "__main__":
                         writer.add_scalar(f"eval/return_team{k}", r[0], global_step)
                 for target, value in results[0][1].items() if phase == 2 else ():
                     writer.add_scalar(f"eval/return_target{target}", value, global_step)
-                sps = int(done_steps / max(time.time() - phase_time, 1e-9))
-                print(f"phase {phase}  global_step {global_step}  SPS {sps}  eval/return {evals[-1]:.2f}", flush=True)
+                elapsed = time.time() - phase_time
+                sps = int(done_steps / max(elapsed, 1e-9))
+                # time left in the run at this phase's pace so far: the rest of this phase and, from Phase I, Phase II,
+                # which steps one team where push box's Phase I steps two (the DVM step is not counted)
+                ahead = num_steps - done_steps + (args.phase2_steps / len(teams) if phase == 1 else 0)
+                print(f"phase {phase}  global_step {global_step}  SPS {sps}  eval/return {evals[-1]:.2f}  "
+                      f"left {time_left(elapsed, done_steps, ahead)}", flush=True)
                 if step == num_steps // args.num_envs:
                     break
             if phase == 1:
@@ -493,10 +635,11 @@ if __name__ == "__main__":
             global_step += args.num_envs
 
             if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
-                for team in teams:
-                    qf_loss, actor_loss = maddpg_update(team, args, n_actions)
+                losses = [maddpg_update(team, args, n_actions) for team in teams]  # detached: no sync here
                 updates += 1
                 if updates % args.log_every == 0:
+                    stop_if_diverged(f"phase {phase}", global_step, team_losses(losses))
+                    qf_loss, actor_loss = losses[-1]
                     writer.add_scalar("losses/qf_loss", qf_loss.item(), global_step)
                     writer.add_scalar("losses/actor_loss", actor_loss.item(), global_step)
                     writer.add_scalar("charts/SPS", int((global_step - phase_start) / (time.time() - phase_time)),
@@ -520,6 +663,8 @@ if __name__ == "__main__":
         set_rng_states(checkpoint["rng"], rng)
         global_step, summary["end of Phase I"] = checkpoint["global_step"], checkpoint["eval_return"]
         print(f"loaded Phase I from {args.phase1_checkpoint} (global_step {global_step})", flush=True)
+    if args.capture_video:
+        capture_videos([t.actors for t in teams], args, device, "phase1_end", video_dir, args.seed)
 
     # ---- DVM step ----
     dvm_start = time.time()
@@ -528,6 +673,7 @@ if __name__ == "__main__":
     if args.dvm_mode in ("distill", "dvm"):
         sources = [(t.actors[i], t.buffer, i) for t in teams for i in (range(args.n_agents) if n_teams == 1 else [0])]
         pi0, kl_losses = distill_actor(sources, args, obs_dim, n_actions, device)
+        stop_if_diverged("the DVM step", global_step, {"dvm/kl_loss": kl_losses, **student_parameters(pi0=pi0)})
         hard_update(list(team.actors) + list(team.target_actors), pi0)
         team.actor_optimizer = torch.optim.Adam(team.actors.parameters(), lr=args.learning_rate)  # fresh moments
         for it, loss in enumerate(kl_losses.tolist()):
@@ -535,6 +681,7 @@ if __name__ == "__main__":
     if args.dvm_mode in ("vm", "dvm"):
         sources = [(t.critics[i], t.buffer) for t in teams for i in (range(args.n_agents) if n_teams == 1 else [0])]
         q0, vm_losses = match_values(sources, args, obs_dim, n_actions, device)
+        stop_if_diverged("the DVM step", global_step, {"dvm/vm_loss": vm_losses, **student_parameters(Q0=q0)})
         hard_update(list(team.critics) + list(team.target_critics), q0)
         team.q_optimizer = torch.optim.Adam(team.critics.parameters(), lr=args.learning_rate)
         for it, loss in enumerate(vm_losses.tolist()):
@@ -547,6 +694,8 @@ if __name__ == "__main__":
                                                           global_step=global_step,
                                                           teams=[dict(actors=team.actors.state_dict(),
                                                                       critics=team.critics.state_dict())]))
+    if args.capture_video:
+        capture_videos([team.actors], args, device, "after_dvm", video_dir, args.seed)
 
     # ---- Phase II ----
     env, eval_env = make_env(args, args.num_envs, phase=2), make_env(args, args.eval_episodes, phase=2)
@@ -556,6 +705,8 @@ if __name__ == "__main__":
     save_checkpoint(phase2_path, dict(algorithm="maddpg_dvm", config=asdict(args), global_step=global_step,
                                       teams=[team.state_dict()], rng=rng_states(rng),
                                       eval_return=summary["end of Phase II"]))
+    if args.capture_video:
+        capture_videos([team.actors], args, device, "phase2_end", video_dir, args.seed)
     writer.close()
 
     print(f"\n{args.domain} n={args.n_agents}, mode {args.dvm_mode}, seed {args.seed}: "
@@ -563,3 +714,5 @@ if __name__ == "__main__":
     for key, value in summary.items():
         print(f"  eval/return {key:<16} {value:9.2f}")
     print(f"TensorBoard logs and checkpoints: {run_dir}  (tensorboard --logdir {args.runs_dir})")
+    if args.capture_video:
+        print(f"videos (GIFs) of the policy: {video_dir}")

@@ -20,7 +20,12 @@ them, so when agents i and j swap states their observations swap exactly and nob
 
 All worlds of a batch are synchronized: `step` returns `truncated` (all True) at the horizon and the
 caller calls `reset`; there is no autoreset.
+
+parallel_env() shows one world as a PettingZoo ParallelEnv, for other people's multiagent frameworks.
 """
+import copy
+import functools
+
 import gymnasium as gym
 import numpy as np
 
@@ -130,12 +135,30 @@ def draw_discs(centres, radii, colours, size=256, extent=1.25):
     """Rasterize discs (world coordinates, later ones on top) into an RGB uint8 image of [-extent, extent]^2."""
     img = np.full((size, size, 3), 255, dtype=np.uint8)
     coords = (np.arange(size) + 0.5) / size * 2 * extent - extent
-    x, y = np.meshgrid(coords, coords[::-1])  # row 0 is the top of the picture
-    img[np.abs(x) < extent / size] = 225  # axes through the origin
-    img[np.abs(y) < extent / size] = 225
+    xs, ys = coords, coords[::-1]  # column and row centres; row 0 is the top of the picture
+    img[np.abs(ys) < extent / size] = 225  # axes through the origin
+    img[:, np.abs(xs) < extent / size] = 225
+    pixel = 2 * extent / size
     for (cx, cy), r, colour in zip(centres, radii, colours):
-        img[(x - cx) ** 2 + (y - cy) ** 2 <= r**2] = colour
+        if not (np.isfinite(cx) and np.isfinite(cy)):
+            continue
+        # only the disc's bounding box (plus a pixel) is tested: a trail of many small discs stays cheap
+        c0, c1 = max(int((cx - r + extent) / pixel) - 1, 0), min(int((cx + r + extent) / pixel) + 2, size)
+        r0, r1 = max(int((extent - cy - r) / pixel) - 1, 0), min(int((extent - cy + r) / pixel) + 2, size)
+        if c0 >= c1 or r0 >= r1:
+            continue
+        inside = (xs[None, c0:c1] - cx) ** 2 + (ys[r0:r1, None] - cy) ** 2 <= r**2
+        img[r0:r1, c0:c1][inside] = colour
     return img
+
+
+def trail_discs(trail, colours, radius=0.02):
+    """Small discs at the earlier positions (T, m, 2) of m movers, each in a pale version of the mover's colour."""
+    trail = np.asarray(trail, dtype=np.float64)
+    if trail.ndim != 3 or trail.shape[1:] != (len(colours), 2):
+        raise ValueError(f"trail must have shape (steps, {len(colours)}, 2), got {trail.shape}")
+    pale = [tuple(int(255 - 0.55 * (255 - c)) for c in colour) for colour in colours]
+    return list(trail.reshape(-1, 2)), [radius] * (len(trail) * len(colours)), pale * len(trail)
 
 
 AGENT_COLOURS = [(220, 60, 60), (60, 90, 220), (60, 170, 80), (230, 160, 30)]
@@ -235,12 +258,23 @@ class Spread:
         obs[..., 4 + 2 * n :] = others_by_heading(self.pos, self.others, self.selves).reshape(N, n, 2 * (n - 1))
         return obs
 
-    def render(self, env_index=0):
-        """RGB uint8 picture of one world: targets in black, agents in colour."""
+    def movers(self):
+        """Positions of everything that moves, (num_envs, n, 2): the agents. Stacked over steps, render()'s trail."""
+        return self.pos.copy()
+
+    def render(self, env_index=0, trail=None):
+        """RGB uint8 picture of one world: targets in black, agents in colour.
+
+        trail: optional earlier positions of the world's agents, (steps, n, 2) (`movers()[env_index]` after each
+        step), drawn as pale dots under everything else so that a sequence of pictures shows the paths.
+        """
         n = self.n_agents
-        centres = np.concatenate([self.targets[env_index], self.pos[env_index]])
+        centres = list(self.targets[env_index]) + list(self.pos[env_index])
         radii = [0.05] * n + [self.agent_radius] * n
         colours = [(40, 40, 40)] * n + AGENT_COLOURS[:n]
+        if trail is not None:
+            dots = trail_discs(trail, AGENT_COLOURS[:n])
+            centres, radii, colours = dots[0] + centres, dots[1] + radii, dots[2] + colours
         return draw_discs(centres, radii, colours)
 
 
@@ -333,11 +367,23 @@ class PushBox:
         obs[..., 10:12] = self.pos[:, ::-1] - self.pos
         return obs
 
-    def render(self, env_index=0):
-        """RGB uint8 picture of one world: target in black, box in grey, agents in colour."""
+    def movers(self):
+        """Positions of everything that moves, (num_envs, 3, 2): the two agents, then the box. Stacked over steps,
+        render()'s trail."""
+        return np.concatenate([self.pos, self.box_pos[:, None, :]], axis=1)
+
+    def render(self, env_index=0, trail=None):
+        """RGB uint8 picture of one world: target in black, box in grey, agents in colour.
+
+        trail: optional earlier positions of the agents and the box, (steps, 3, 2) (`movers()[env_index]` after
+        each step), drawn as pale dots under everything else so that a sequence of pictures shows the paths.
+        """
         centres = [self.target[env_index], self.box_pos[env_index], *self.pos[env_index]]
         radii = [0.05, self.box_radius, self.agent_radius, self.agent_radius]
         colours = [(40, 40, 40), (160, 160, 160), *AGENT_COLOURS[:2]]
+        if trail is not None:
+            dots = trail_discs(trail, [*AGENT_COLOURS[:2], (160, 160, 160)])
+            centres, radii, colours = dots[0] + centres, dots[1] + radii, dots[2] + colours
         return draw_discs(centres, radii, colours)
 
 
@@ -349,3 +395,89 @@ def make(domain, **kwargs):
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; choose one of {sorted(DOMAINS)}")
     return DOMAINS[domain](**kwargs)
+
+
+def parallel_env(domain, render_mode="rgb_array", **kwargs):
+    """One world as a PettingZoo ParallelEnv, for other people's multiagent frameworks.
+
+        env = parallel_env("spread", n_agents=3, phase=2)   # keyword arguments of make(), one world
+        observations, infos = env.reset(seed=0)
+        while env.agents:
+            actions = {agent: env.action_space(agent).sample() for agent in env.agents}
+            observations, rewards, terminations, truncations, infos = env.step(actions)
+
+    Agents are "agent_0", "agent_1", ...; every agent gets the team reward; nobody terminates, and at the horizon
+    every agent is truncated and `agents` becomes empty. render() returns the RGB picture of the world. state() is
+    the joint observation, what a centralized critic sees. A thin layer over the vectorized class with num_envs=1:
+    the same seed and actions give the same numbers. The scripts use the vectorized classes, not this.
+    """
+    if kwargs.get("num_envs", 1) != 1:
+        raise ValueError(f"parallel_env is one world: num_envs must be 1, got {kwargs['num_envs']}")
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"parallel_env renders only 'rgb_array' (or None), got render_mode {render_mode!r}")
+    return parallel_env_class()(make(domain, **{**kwargs, "num_envs": 1}), domain, render_mode)
+
+
+@functools.cache
+def parallel_env_class():
+    """The ParallelEnv subclass behind parallel_env(), built once on first use: pettingzoo is imported only here,
+    so a copy of this module without pettingzoo installed still serves the vectorized worlds."""
+    from pettingzoo import ParallelEnv
+
+    class ParticleParallelEnv(ParallelEnv):
+        metadata = {"render_modes": ["rgb_array"], "is_parallelizable": True}
+
+        def __init__(self, world, domain, render_mode):
+            self.world, self.render_mode = world, render_mode
+            self.metadata = {**self.metadata, "name": f"particle_envs_{domain}"}
+            self.possible_agents = [f"agent_{i}" for i in range(world.n_agents)]
+            self.agents = []
+            # one space object per agent, so that seeding one agent's space leaves the others' alone
+            self.observation_spaces = {a: copy.deepcopy(world.single_observation_space) for a in self.possible_agents}
+            self.action_spaces = {a: copy.deepcopy(world.single_action_space) for a in self.possible_agents}
+            obs_dim = world.single_observation_space.shape[0]
+            self.state_space = gym.spaces.Box(-np.inf, np.inf, (world.n_agents * obs_dim,), np.float32)
+            self.obs = None
+
+        def observation_space(self, agent):
+            return self.observation_spaces[agent]
+
+        def action_space(self, agent):
+            return self.action_spaces[agent]
+
+        def reset(self, seed=None, options=None):
+            self.obs = self.world.reset(seed=seed)
+            self.agents = self.possible_agents[:]
+            return self.per_agent(self.obs[0]), {a: {} for a in self.agents}
+
+        def step(self, actions):
+            if not self.agents:
+                raise RuntimeError("every agent is done: call reset() before step()")
+            missing = [a for a in self.possible_agents if a not in actions]
+            if missing:
+                raise ValueError(f"step needs an action for every agent, missing {missing}")
+            joint = np.stack([np.asarray(actions[a]) for a in self.possible_agents])[None]
+            self.obs, reward, terminated, truncated, _ = self.world.step(joint)
+            observations = self.per_agent(self.obs[0])
+            rewards = {a: float(reward[0]) for a in self.agents}
+            terminations = {a: bool(terminated[0]) for a in self.agents}
+            truncations = {a: bool(truncated[0]) for a in self.agents}
+            infos = {a: {} for a in self.agents}
+            if truncated[0] or terminated[0]:
+                self.agents = []
+            return observations, rewards, terminations, truncations, infos
+
+        def per_agent(self, obs):
+            return {a: obs[i] for i, a in enumerate(self.possible_agents)}
+
+        def render(self):
+            if self.obs is None:
+                raise RuntimeError("call reset() before render()")
+            return None if self.render_mode is None else self.world.render(0)
+
+        def state(self):
+            if self.obs is None:
+                raise RuntimeError("call reset() before state()")
+            return self.obs[0].reshape(-1)
+
+    return ParticleParallelEnv

@@ -1,9 +1,12 @@
 """What the tests of maddpg_dvm.py and masac_dvm.py share: tiny subprocess runs and checkpoint comparisons."""
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import torch
+from PIL import Image, ImageSequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a whole Phase I -> DVM -> Phase II run in seconds
@@ -13,13 +16,54 @@ TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--
         "--log-every", "4"]
 
 
-def run_script(script, tmp_path, *flags, check=True):
-    """Run `script` with TINY step counts and `flags` (later flags win), logs under tmp_path."""
-    cmd = [sys.executable, os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags]
+def run_script(script, tmp_path, *flags, check=True, prelude=None):
+    """Run `script` with TINY step counts and `flags` (later flags win), logs under tmp_path.
+
+    prelude: Python code run in the script's process before the script (to break something on purpose).
+    """
+    args = ["--runs-dir", str(tmp_path), *TINY, *flags]
+    if prelude is None:
+        cmd = [sys.executable, os.path.join(ROOT, script), *args]
+    else:
+        runner = f"{prelude}\nimport runpy, sys\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')"
+        cmd = [sys.executable, "-c", runner, os.path.join(ROOT, script), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def start_script(script, tmp_path, *flags):
+    """Start `script` like run_script, without waiting: read its progress from stdout, then kill it."""
+    cmd = [sys.executable, os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+
+
+# a line of progress: phase 1  global_step 64  SPS 1778  eval/return -35.97  left ~3m20s
+PROGRESS = re.compile(r"phase ([12])  global_step (\d+)  SPS (\d+)  eval/return (-?\d+\.\d\d)  "
+                      r"left (\?|~(?:(\d+)h(\d\d)m|(?:(\d+)m)?(\d+)s))")
+
+
+def progress_lines(stdout):
+    """Every progress line of a run's stdout as a re.Match of PROGRESS, checking that each matches whole."""
+    lines = [line for line in stdout.splitlines() if line.startswith("phase ")]
+    matches = [PROGRESS.fullmatch(line) for line in lines]
+    assert all(matches), [line for line, m in zip(lines, matches) if not m]
+    return matches
+
+
+def seconds_left(match):
+    """The time left of a PROGRESS match in seconds (None for "?")."""
+    if match.group(5) == "?":
+        return None
+    hours, minutes_h, minutes, seconds = (int(g) if g else 0 for g in match.groups()[5:9])
+    return 3600 * hours + 60 * (minutes_h + minutes) + seconds
+
+
+def gif_frames(path):
+    """The frames of a GIF as RGB arrays."""
+    with Image.open(path) as gif:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
 
 
 def load(path):

@@ -1,5 +1,5 @@
 """The figure pipeline end to end on tiny runs: run.py trains and branches, plot.py and fig8.py draw; the push box
-exploration diagnostic."""
+exploration diagnostic; render_policy.py's refusals."""
 import os
 import re
 import shutil
@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from helpers import ROOT, TINY, run_script
 
@@ -200,3 +201,14 @@ def test_slurm_parameters_of_a_dry_run(tmp_path):
                  "#SBATCH --mem=8G", "#SBATCH --job-name=dvm-fig", f"#SBATCH --output={tmp_path / 'shared'}"):
         assert line in sbatch, line
     assert not list((tmp_path / "runs" / "fig").glob("seed*"))  # nothing ran
+
+
+def test_render_policy_refuses_what_it_cannot_draw(tmp_path):
+    script = os.path.join(ROOT, "benchmark", "render_policy.py")
+    torch.save({"weights": 1}, tmp_path / "phase2.pt")
+    torch.save({"weights": 1}, tmp_path / "model.pt")
+    for path, message in ((tmp_path / "phase2.pt", "is not a checkpoint of maddpg_dvm.py or masac_dvm.py"),
+                          (tmp_path / "model.pt", "expected one of phase1.pt, dvm.pt, phase2.pt"),
+                          (tmp_path / "missing" / "dvm.pt", "does not exist")):
+        proc = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -1,11 +1,14 @@
 """Semantics of the particle worlds: symmetry, physics, rewards, phases, seeding and input checks."""
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import particle_envs as pe
+from helpers import ROOT
 
 SPREAD_N = (2, 3, 4)
 
@@ -392,3 +395,130 @@ def test_render_draws_the_world():
         assert (img == pe.AGENT_COLOURS[0]).all(-1).sum() > 50  # agent 0 is visible
         env.pos[0, 0] += 0.3
         assert not np.array_equal(img, env.render())
+
+
+def full_grid_discs(centres, radii, colours, size=256, extent=1.25):
+    """draw_discs as it was first written: every disc tested on every pixel."""
+    img = np.full((size, size, 3), 255, dtype=np.uint8)
+    coords = (np.arange(size) + 0.5) / size * 2 * extent - extent
+    x, y = np.meshgrid(coords, coords[::-1])
+    img[np.abs(x) < extent / size] = 225
+    img[np.abs(y) < extent / size] = 225
+    for (cx, cy), r, colour in zip(centres, radii, colours):
+        img[(x - cx) ** 2 + (y - cy) ** 2 <= r**2] = colour
+    return img
+
+
+def test_draw_discs_bounding_boxes_draw_what_the_full_grid_draws():
+    rng = np.random.default_rng(0)
+    # discs inside, across the border and outside the picture, tiny to large, on pixel edges too
+    centres = np.concatenate([rng.uniform(-1.6, 1.6, (300, 2)), rng.integers(-64, 64, (100, 2)) * 2.5 / 256])
+    radii = np.concatenate([rng.uniform(0.001, 0.6, 300), rng.integers(1, 20, 100) * 2.5 / 256])
+    colours = [tuple(c) for c in rng.integers(0, 255, (400, 3))]
+    for k in range(0, 400, 20):
+        sl = slice(k, k + 20)
+        np.testing.assert_array_equal(pe.draw_discs(centres[sl], radii[sl], colours[sl]),
+                                      full_grid_discs(centres[sl], radii[sl], colours[sl]))
+
+
+@pytest.mark.parametrize("env", all_envs(num_envs=2), ids=["spread2", "spread3", "spread4", "push_box"])
+def test_render_trail_adds_pale_dots_at_earlier_positions_only(env):
+    env.reset(seed=0)
+    earlier = env.movers()
+    movers = earlier.shape[1]
+    assert earlier.shape == (2, env.n_agents + isinstance(env, pe.PushBox), 2)
+    if isinstance(env, pe.PushBox):
+        np.testing.assert_array_equal(earlier[:, 2], env.box_pos)
+    env.pos = env.pos + 0.6  # everything that drew the trail has moved away
+    if isinstance(env, pe.PushBox):
+        env.box_pos = env.box_pos - 0.6
+    plain, trailed = env.render(1), env.render(1, trail=earlier[None, 1])
+    np.testing.assert_array_equal(plain, env.render(1, trail=None))
+    changed = np.argwhere((plain != trailed).any(-1))
+    assert len(changed) > 0
+    # every changed pixel is within a dot's radius (plus a pixel) of an earlier position of world 1
+    xy = np.stack([(changed[:, 1] + 0.5) / 256 * 2.5 - 1.25, 1.25 - (changed[:, 0] + 0.5) / 256 * 2.5], 1)
+    gap = np.linalg.norm(xy[:, None] - earlier[1][None], axis=-1).min(1)
+    assert gap.max() < 0.02 + 2.5 / 256
+    colour = pe.AGENT_COLOURS[0]
+    x, y = earlier[1, 0]
+    pale = trailed[int((1.25 - y) / 2.5 * 256), int((x + 1.25) / 2.5 * 256)]
+    assert (pale > np.array(colour)).all() and (pale < 255).any()  # agent 0's colour, paler
+    with pytest.raises(ValueError, match="trail must have shape"):
+        env.render(0, trail=np.zeros((3, movers + 1, 2)))
+
+
+# ------------------------------------------------------------------ PettingZoo view
+
+PETTINGZOO_CASES = [("spread", dict(n_agents=n, continuous=c)) for n in SPREAD_N for c in (False, True)] + [
+    ("push_box", dict(task=t, continuous=c)) for t, c in ((1, False), (3, True))]
+PETTINGZOO_IDS = [(f"spread{k['n_agents']}" if d == "spread" else f"push_box-task{k['task']}")
+                  + ("-continuous" if k["continuous"] else "-discrete") for d, k in PETTINGZOO_CASES]
+
+
+# positions and velocities are unbounded (there are no walls): the AEC test's warning about it is expected
+@pytest.mark.filterwarnings("ignore:Agent's m.* observation space value is .*infinity")
+@pytest.mark.parametrize("domain, kwargs", PETTINGZOO_CASES, ids=PETTINGZOO_IDS)
+def test_parallel_env_passes_pettingzoo_api_tests(domain, kwargs):
+    from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+    from pettingzoo.utils import parallel_to_aec
+
+    parallel_api_test(pe.parallel_env(domain, **kwargs), num_cycles=200)
+    parallel_seed_test(lambda: pe.parallel_env(domain, **kwargs))
+    api_test(parallel_to_aec(pe.parallel_env(domain, **kwargs)), num_cycles=200)  # and as an AEC env
+
+
+@pytest.mark.parametrize("domain, kwargs", PETTINGZOO_CASES, ids=PETTINGZOO_IDS)
+def test_parallel_env_is_the_vectorized_world_with_one_env(domain, kwargs):
+    env, world = pe.parallel_env(domain, horizon=6, **kwargs), pe.make(domain, num_envs=1, horizon=6, **kwargs)
+    agents = [f"agent_{i}" for i in range(world.n_agents)]
+    assert env.possible_agents == agents and env.agents == []
+    observations, infos = env.reset(seed=11)
+    obs = world.reset(seed=11)
+    assert env.agents == agents and infos == {a: {} for a in agents}
+    rng = np.random.default_rng(0)
+    for t in range(6):
+        for i, a in enumerate(agents):
+            np.testing.assert_array_equal(observations[a], obs[0, i])
+            assert observations[a] in env.observation_space(a)
+        np.testing.assert_array_equal(env.state(), obs[0].reshape(-1))
+        np.testing.assert_array_equal(env.render(), world.render(0))
+        actions = (rng.uniform(-1, 1, (1, world.n_agents, 2)) if kwargs["continuous"]
+                   else rng.integers(0, 5, (1, world.n_agents)))
+        observations, rewards, terminations, truncations, infos = env.step(dict(zip(agents, actions[0])))
+        obs, reward, _, truncated, _ = world.step(actions)
+        assert rewards == {a: reward[0] for a in agents}  # the team reward, to every agent
+        assert terminations == {a: False for a in agents}
+        assert truncations == {a: t == 5 for a in agents} and truncated[0] == (t == 5)
+        assert env.agents == ([] if t == 5 else agents)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(dict(zip(agents, actions[0])))
+
+
+def test_parallel_env_spaces_and_errors():
+    env = pe.parallel_env("push_box", task=3)
+    assert env.action_space("agent_0") is env.action_space("agent_0")
+    assert env.action_space("agent_0") is not env.action_space("agent_1")  # seeding one leaves the other alone
+    assert env.action_space("agent_0") == pe.make("push_box").single_action_space
+    assert env.observation_space("agent_1").shape == (12,) and env.state_space.shape == (24,)
+    assert env.render_mode == "rgb_array"
+    with pytest.raises(RuntimeError, match="reset"):
+        env.render()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="missing"):
+        env.step({"agent_0": 1})
+    with pytest.raises(ValueError, match="num_envs must be 1"):
+        pe.parallel_env("spread", num_envs=4)
+    with pytest.raises(ValueError, match="render_mode"):
+        pe.parallel_env("spread", render_mode="human")
+    with pytest.raises(ValueError, match="unknown domain"):
+        pe.parallel_env("soccer")
+
+
+def test_particle_envs_needs_pettingzoo_only_for_parallel_env():
+    code = ("import sys; sys.modules['pettingzoo'] = None\n"  # as if it were not installed
+            "import particle_envs\n"
+            "particle_envs.make('spread', num_envs=2).reset(seed=0)\n"
+            "try:\n    particle_envs.parallel_env('spread')\nexcept ImportError:\n    print('ImportError')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ImportError", proc.stderr

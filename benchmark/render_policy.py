@@ -1,0 +1,68 @@
+"""Animated GIFs of a saved policy: the videos of --capture-video, drawn afterwards from a checkpoint.
+
+    python benchmark/render_policy.py RUN_DIR/phase2.pt [--out DIR] [--seed N]
+
+Takes a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac_dvm.py (the script and its configuration are read
+from the checkpoint) and draws one greedy (MADDPG) or mean-action (MA-SAC) episode per configuration with that
+script's own capture_videos: phase1.pt gives phase1_end__*.gif, dvm.pt after_dvm__*.gif and phase2.pt
+phase2_end__*.gif (spread: Phase I and Phase II start quadrants; push box: team A on Task I and team B on Task II
+from phase1.pt, Task III with each of its targets from the others). The GIFs go into DIR, by default the folder
+videos/ beside the checkpoint; with the run's seed (the default) they show the episodes --capture-video showed.
+"""
+import argparse
+import dataclasses
+import importlib
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SCRIPTS = ("maddpg_dvm", "masac_dvm")  # checkpoint["algorithm"]
+MOMENTS = {"phase1.pt": "phase1_end", "dvm.pt": "after_dvm", "phase2.pt": "phase2_end"}
+
+
+def load_actor_teams(module, checkpoint, args):
+    """The actors of every team in the checkpoint (push box phase1.pt: teams A and B), one ModuleList per team."""
+    env = module.make_env(args, 1, phase=1, task=1)
+    obs_dim, space = env.single_observation_space.shape[0], env.single_action_space
+    action_size = space.n if hasattr(space, "n") else space.shape[0]  # discrete logits or a continuous force
+    teams = []
+    for state in checkpoint["teams"]:
+        actors = torch.nn.ModuleList([module.Actor(obs_dim, action_size, args.hidden_dim) for _ in range(args.n_agents)])
+        actors.load_state_dict(state["actors"])
+        teams.append(actors.eval())
+    return teams
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="phase1.pt, dvm.pt or phase2.pt of a maddpg_dvm.py or masac_dvm.py run")
+    parser.add_argument("--out", help="folder of the GIFs (default: videos/ beside the checkpoint)")
+    parser.add_argument("--seed", type=int, help="seed of the episodes' start states (default: the run's seed)")
+    cli = parser.parse_args(argv)
+    name = os.path.basename(cli.checkpoint)
+    if name not in MOMENTS:
+        sys.exit(f"error: cannot tell the moment of the run from the file name {name!r}: expected one of "
+                 f"{', '.join(MOMENTS)} as the scripts save them")
+    if not os.path.isfile(cli.checkpoint):
+        sys.exit(f"error: checkpoint {cli.checkpoint!r} does not exist")
+    checkpoint = torch.load(cli.checkpoint, map_location="cpu", weights_only=False)
+    algorithm = checkpoint.get("algorithm") if isinstance(checkpoint, dict) else None
+    if algorithm not in SCRIPTS:
+        sys.exit(f"error: {cli.checkpoint!r} is not a checkpoint of {' or '.join(s + '.py' for s in SCRIPTS)}")
+    module = importlib.import_module(algorithm)
+    # the run's configuration; fields this version of the script no longer has are left out
+    fields = {f.name for f in dataclasses.fields(module.Args)}
+    args = module.Args(**{k: v for k, v in checkpoint["config"].items() if k in fields})
+    torch.set_num_threads(1)  # a single episode of small networks
+    out = cli.out or os.path.join(os.path.dirname(os.path.abspath(cli.checkpoint)), "videos")
+    seed = args.seed if cli.seed is None else cli.seed
+    paths = module.capture_videos(load_actor_teams(module, checkpoint, args), args, "cpu", MOMENTS[name], out, seed)
+    for path in paths:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

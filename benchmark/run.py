@@ -113,6 +113,9 @@ def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, repo
         return status
 
     if first and one(first) == "failed":
+        for variant in rest:  # counted as failed too, so that the progress lines add up
+            if report:
+                report(seed, variant, "failed")
         return failures + [f"seed {seed} {' '.join(rest)}: not run, their Phase I failed"]
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda v: one(v, checkpoint), rest))
@@ -130,8 +133,8 @@ def slurm_parameters(cli, fig):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(epilog="Cluster options also read environment variables: CLUSTER, "
-                                     "SLURM_PARTITION, SLURM_TIME_MIN, SLURM_CPUS, SLURM_GPUS, SLURM_MEM_GB, SUBMITIT_FOLDER.")
+    parser = argparse.ArgumentParser(epilog="Cluster options also read environment variables: CLUSTER, SLURM_PARTITION, "
+                                     "SLURM_TIME_MIN, SLURM_CPUS, SLURM_GPUS, SLURM_MEM_GB, SUBMITIT_FOLDER.")
     parser.add_argument("fig")
     parser.add_argument("script")
     parser.add_argument("--variants", nargs="+", default=["none", "distill", "vm", "dvm"], choices=list(VARIANTS))
@@ -203,8 +206,8 @@ if __name__ == "__main__":
         with lock:
             counts[status] += 1
             left = total - sum(counts.values())
-            ran = counts["done"] + counts["failed"]
-            eta = f", about {(time.time() - start) / ran * left / 60:.0f} min left" if ran and left else ""
+            pace = (time.time() - start) / max(counts["done"], 1)  # per finished run, with the runs side by side
+            eta = f", about {pace * left / 60:.0f} min left" if counts["done"] and left else ""
             took = f" in {seconds:.0f} s" if seconds is not None and status != "skipped" else ""
             print(f"  seed {seed} {variant}: {status}{took}; {counts['done']} done, {counts['skipped']} skipped, "
                   f"{counts['failed']} failed, {left} left{eta}", flush=True)
@@ -260,5 +263,6 @@ if __name__ == "__main__":
     if counts["done"] + counts["skipped"]:
         subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig], check=not failures)
     if failures:
-        sys.exit(f"{cli.fig}: {len(failures)} failure(s); the figure shows the seeds that finished; run the script "
-                 "again to retry:\n  " + "\n  ".join(failures))
+        drawn = "the figure shows the seeds that finished" if counts["done"] + counts["skipped"] else "nothing to draw"
+        sys.exit(f"{cli.fig}: {len(failures)} failure(s); {drawn}; run the script again to retry:\n  "
+                 + "\n  ".join(failures))

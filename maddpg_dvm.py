@@ -87,6 +87,9 @@ class Args:
     """epsilon-greedy: exploration rate after the decay, kept through Phase II"""
     exploration_fraction: float = 0.5
     """fraction of Phase I over which epsilon decays linearly"""
+    phase2_actor_delay: int = 0
+    """beyond the paper: the first N gradient updates of Phase II train only the critics, the actors keep the policy
+    they enter Phase II with (a critic warm-up against the post-DVM drop); 0 = the paper"""
     dvm_iterations: int = 2048
     """iterations of distillation and of value matching (paper: 2048)"""
     dvm_batch_size: int = 256
@@ -221,8 +224,9 @@ def straight_through_gumbel(logits):
     return F.gumbel_softmax(logits, tau=1.0, hard=True)
 
 
-def maddpg_update(team, args, n_actions):
-    """One gradient step of every agent's critic (TD) and actor (deterministic policy gradient)."""
+def maddpg_update(team, args, n_actions, update_actors=True):
+    """One gradient step of every agent's critic (TD) and, unless update_actors is False (the first
+    --phase2-actor-delay updates of Phase II), actor (deterministic policy gradient)."""
     n = args.n_agents
     obs, actions, rewards, next_obs = team.buffer.sample(args.batch_size)
     actions = F.one_hot(actions, n_actions).float()
@@ -236,6 +240,12 @@ def maddpg_update(team, args, n_actions):
     for critic in team.critics:
         nn.utils.clip_grad_norm_(critic.parameters(), args.max_grad_norm)
     team.q_optimizer.step()
+
+    if not update_actors:  # critic warm-up: actors and target actors keep what they entered Phase II with
+        with torch.no_grad():
+            for param, target_param in zip(team.critics.parameters(), team.target_critics.parameters()):
+                target_param.lerp_(param, args.tau)
+        return qf_loss.detach(), torch.zeros((), device=qf_loss.device)
 
     # Agent i's own action is replaced by its current policy; the others' come from the buffer (MADDPG).
     team.critics.requires_grad_(False)  # the actor loss needs gradients through the critics, not of them
@@ -538,8 +548,13 @@ def check_args(args):
                 "eval_episodes", "update_every", "buffer_size"):
         if getattr(args, key) < 1:
             raise SystemExit(f"error: --{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.phase1_steps < 0 or args.phase2_steps < 0 or args.dvm_iterations < 0:
-        raise SystemExit("error: --phase1-steps, --phase2-steps and --dvm-iterations must not be negative")
+    if args.phase1_steps < 0 or args.phase2_steps < 0 or args.dvm_iterations < 0 or args.phase2_actor_delay < 0:
+        raise SystemExit("error: --phase1-steps, --phase2-steps, --dvm-iterations and --phase2-actor-delay must not "
+                         "be negative")
+    phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
+    if args.phase2_actor_delay > phase2_updates:
+        raise SystemExit(f"error: --phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has "
+                         f"{phase2_updates} gradient updates")
 
 
 if __name__ == "__main__":
@@ -635,7 +650,8 @@ if __name__ == "__main__":
             global_step += args.num_envs
 
             if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
-                losses = [maddpg_update(team, args, n_actions) for team in teams]  # detached: no sync here
+                warm_up = phase == 2 and updates < args.phase2_actor_delay  # critics only, --phase2-actor-delay
+                losses = [maddpg_update(team, args, n_actions, not warm_up) for team in teams]  # detached: no sync
                 updates += 1
                 if updates % args.log_every == 0:
                     stop_if_diverged(f"phase {phase}", global_step, team_losses(losses))

@@ -82,6 +82,9 @@ class Args:
     """transitions collected before the first update"""
     update_every: int = 1
     """one gradient update of every agent per this many batched environment steps"""
+    phase2_actor_delay: int = 0
+    """beyond the paper: the first N gradient updates of Phase II train only Q and V, the actors keep the policy they
+    enter Phase II with (a critic warm-up against the post-DVM drop); 0 = the paper"""
     dvm_iterations: int = 2048
     """iterations of distillation and of value matching (paper: 2048)"""
     dvm_batch_size: int = 256
@@ -249,8 +252,9 @@ class Team:
             getattr(self, key).load_state_dict(value)
 
 
-def masac_update(team, args):
+def masac_update(team, args, update_actors=True):
     """One gradient step of every agent's V (Eq. 10), Q (Eqs. 11-12) and actor (SAC v1 policy loss), then V-bar.
+    With update_actors False (the first --phase2-actor-delay updates of Phase II) the actors are left as they are.
 
     The expectation over a ~ pi in Eq. (10) is read centrally: every agent's action is sampled afresh from its
     current policy, a^j ~ pi^j(o^j), and the entropy term is agent i's own, -alpha log pi^i(a^i|o^i). The
@@ -274,17 +278,18 @@ def masac_update(team, args):
     team.q_optimizer.step()
     team.v_optimizer.step()
 
-    team.qfs.requires_grad_(False)  # the actor loss needs gradients through the Q networks, not of them
-    actor_loss = 0.0
-    for i in range(n):
-        policy_actions = actions.clone()
-        policy_actions[:, i] = pi[i]
-        # SAC v1 policy loss (Algorithm 1, line 11), reparameterized: E[alpha log pi^i(a^i|o^i) - Q^i(o, a)]
-        actor_loss = actor_loss + (args.alpha * log_pi[i] - team.qfs[i](obs, policy_actions)).mean()
-    team.actor_optimizer.zero_grad()
-    actor_loss.backward()
-    team.actor_optimizer.step()
-    team.qfs.requires_grad_(True)
+    actor_loss = torch.zeros((), device=obs.device)
+    if update_actors:  # else a critic warm-up: the actors keep what they entered Phase II with
+        team.qfs.requires_grad_(False)  # the actor loss needs gradients through the Q networks, not of them
+        for i in range(n):
+            policy_actions = actions.clone()
+            policy_actions[:, i] = pi[i]
+            # SAC v1 policy loss (Algorithm 1, line 11), reparameterized: E[alpha log pi^i(a^i|o^i) - Q^i(o, a)]
+            actor_loss = actor_loss + (args.alpha * log_pi[i] - team.qfs[i](obs, policy_actions)).mean()
+        team.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        team.actor_optimizer.step()
+        team.qfs.requires_grad_(True)
 
     with torch.no_grad():
         for param, target_param in zip(team.vfs.parameters(), team.target_vfs.parameters()):
@@ -581,8 +586,13 @@ def check_args(args):
                 "eval_episodes", "update_every", "buffer_size"):
         if getattr(args, key) < 1:
             raise SystemExit(f"error: --{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.phase1_steps < 0 or args.phase2_steps < 0 or args.dvm_iterations < 0:
-        raise SystemExit("error: --phase1-steps, --phase2-steps and --dvm-iterations must not be negative")
+    if args.phase1_steps < 0 or args.phase2_steps < 0 or args.dvm_iterations < 0 or args.phase2_actor_delay < 0:
+        raise SystemExit("error: --phase1-steps, --phase2-steps, --dvm-iterations and --phase2-actor-delay must not "
+                         "be negative")
+    phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
+    if args.phase2_actor_delay > phase2_updates:
+        raise SystemExit(f"error: --phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has "
+                         f"{phase2_updates} gradient updates")
 
 
 if __name__ == "__main__":
@@ -677,7 +687,8 @@ if __name__ == "__main__":
             global_step += args.num_envs
 
             if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
-                losses = [masac_update(team, args) for team in teams]  # detached: no sync here
+                warm_up = phase == 2 and updates < args.phase2_actor_delay  # critics only, --phase2-actor-delay
+                losses = [masac_update(team, args, not warm_up) for team in teams]  # detached: no sync here
                 updates += 1
                 if updates % args.log_every == 0:
                     stop_if_diverged(f"phase {phase}", global_step, team_losses(losses))

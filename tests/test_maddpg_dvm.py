@@ -397,3 +397,20 @@ def test_time_left_counts_phase2_ahead_at_the_pace_so_far(tmp_path, domain, team
     for line, ahead in ((end_of_phase1, 1_000_000 / teams), (phase2, 1_000_000 - 64)):
         want = ahead / int(line.group(3))
         assert abs(seconds_left(line) - want) < 0.05 * want + 1, line.group(0)
+
+
+def test_phase2_actor_delay_trains_only_the_critics_first(spread_run, tmp_path):
+    # --phase2-actor-delay N: the first N Phase II updates leave the actors as the DVM step made them (TINY: 8 worlds,
+    # so 32 Phase II steps are 4 updates); the critics learn from the first update on
+    common = ["--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt")]
+    for steps, name in (("32", "held"), ("40", "released")):
+        run(tmp_path, *common, "--phase2-steps", steps, "--phase2-actor-delay", "4", "--run-name", name)
+    after_dvm = networks(load(tmp_path / "held" / "dvm.pt"))
+    held, released = (networks(load(tmp_path / name / "phase2.pt")) for name in ("held", "released"))
+    assert all_equal([after_dvm["actors"], held["actors"]])
+    assert not all_equal([after_dvm["critics"], held["critics"]])
+    assert not all_equal([after_dvm["actors"], released["actors"]])  # the fifth update moves them
+    assert all_equal([after_dvm["actors"], held["target_actors"]])  # the target actors stay too
+    proc = run(tmp_path, *common, "--phase2-actor-delay", "17", check=False)  # TINY's Phase II has 16 updates
+    assert proc.returncode != 0 and "--phase2-actor-delay 17 is longer than Phase II, which has 16" in proc.stderr
+    assert "Traceback" not in proc.stderr

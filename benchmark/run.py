@@ -37,8 +37,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.environ.get("BENCHMARK_OUT", HERE)  # runs/, images/ and results/ go here (tests point it elsewhere)

@@ -26,6 +26,8 @@ deviation, the DVM step marked. Table, per variant, mean +- std over seeds of
   - Phase II AUC: the area under the Phase II eval/return curve divided by its length in steps, i.e. the
     average evaluation return over Phase II (higher is better, rewards learning fast);
   - final return: the mean eval/return over the last 10 % of Phase II steps;
+  - right after the DVM step: the first Phase II evaluation (the policy Phase II starts from), and the depth of the
+    post-DVM drop: the lowest point of the mean curve over the first 5,000 Phase II steps;
 and the 95 % paired bootstrap interval (10,000 resamples over seeds) of DVM minus each other variant.
 Push box figures also get the end of Phase I per team and the final return per Task III target.
 """
@@ -51,11 +53,22 @@ COLOURS = {"none": "tab:grey", "distill": "tab:blue", "vm": "tab:green", "dvm": 
 TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDPG, spread, 3 agents",
           "fig4c": "Fig. 4c: MADDPG, spread, 4 agents", "fig5a": "Fig. 5a: MA-SAC, spread, 2 agents",
           "fig5b": "Fig. 5b: MA-SAC, spread, 3 agents", "fig5c": "Fig. 5c: MA-SAC, spread, 4 agents",
-          "fig6": "Fig. 6: MADDPG, push box, Task III", "fig7": "Fig. 7: DVM with and without Phase II learning",
-          "fig4c_lr1e-3": "Fig. 4c with Phase II at lr 1e-3", "fig6_lr1e-3": "Fig. 6 with Phase II at lr 1e-3"}
+          "fig6": "Fig. 6: MADDPG, push box, Task III", "fig7": "Fig. 7: DVM with and without Phase II learning"}
 TEAMS = {0: "team A, Task I", 1: "team B, Task II"}
 TARGETS = {0: "left (Task I)", 1: "right (Task II)", 2: "up (new)"}
 EXTRA_TAGS = [f"return_team{k}" for k in TEAMS] + [f"return_target{k}" for k in TARGETS]
+
+
+def title(fig_name):
+    """The paper's figures by name; a variant of one (fig4c_lr1e-3, fig6_delay200) by what it changes."""
+    base, _, change = fig_name.partition("_")
+    if change.startswith("lr"):
+        return f"Fig. {base[3:]} with Phase II at lr {change[2:]}"
+    if change.startswith("delay"):
+        return f"Fig. {base[3:]} with a critic warm-up of {change[5:]} updates"
+    return TITLES.get(fig_name, fig_name)
+
+
 COLUMNS = ["seed", "variant", "step", "phase", "return", *EXTRA_TAGS]
 
 
@@ -214,7 +227,8 @@ if __name__ == "__main__":
         per_target = {k: np.nanmean(curves_k[:, final_window(steps)], axis=1) for k in TARGETS
                       if any(f"return_target{k}" in r for r in by_variant[v])
                       for curves_k in [curve_array(by_variant[v], f"return_target{k}")[1]]}
-        stats[v] = dict(auc=auc, final=final, per_target=per_target)
+        early = steps <= steps[0] + 5000  # where the post-DVM drop happens, when it does
+        stats[v] = dict(auc=auc, final=final, per_target=per_target, start=curves[:, 0], low=mean[early].min())
     extras = [read_extra(spec) for spec in cli.extra]
     for (runs, label), style in zip(extras, ("--", ":", "-.")):
         for ph in (1, 2):  # a run branched from a Phase I checkpoint has no Phase I curve of its own
@@ -228,7 +242,7 @@ if __name__ == "__main__":
     ax.text(steps1[-1], ax.get_ylim()[0], " DVM step", va="bottom", fontsize=8)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
-    ax.set_title(f"{TITLES.get(fig_name, fig_name)} ({len(seeds)} seeds)", fontsize=10)
+    ax.set_title(f"{title(fig_name)} ({len(seeds)} seeds)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
@@ -241,7 +255,7 @@ if __name__ == "__main__":
     phase1_end = phase1[:, -1]
     team_ends = {k: curve_array(by_variant["phase1"], f"return_team{k}")[1][:, -1] for k in TEAMS
                  if f"return_team{k}" in by_variant["phase1"][0]}  # push box: team A on Task I, team B on Task II
-    lines = [f"### {TITLES.get(fig_name, fig_name)}", "",
+    lines = [f"### {title(fig_name)}", "",
              f"{len(seeds)} seeds{unfinished}, wall time {wall_text}; per-seed curves in `results/{fig_name}.csv`. "
              f"![{fig_name}](images/{fig_name}.png)", "",
              f"End of Phase I: {phase1_end.mean():.2f} ± {phase1_end.std():.2f}"
@@ -249,10 +263,12 @@ if __name__ == "__main__":
              + (" Per seed (team A / team B): " + ", ".join(f"{s}: {a:.2f} / {b:.2f}" for s, a, b in
                                                            zip(seeds, team_ends[0], team_ends[1])) + "."
                 if team_ends else ""), "",
-             "| method | Phase II AUC (mean return) | final return | DVM minus method, AUC (95 % CI) | DVM minus method, final (95 % CI) |",
-             "|---|---|---|---|---|"]
+             "| method | right after DVM | lowest, first 5k steps | Phase II AUC (mean return) | final return | "
+             "DVM minus method, AUC (95 % CI) | DVM minus method, final (95 % CI) |",
+             "|---|---|---|---|---|---|---|"]
     for v in variants:
-        row = f"| {NAMES[v]} | {stats[v]['auc'].mean():.2f} ± {stats[v]['auc'].std():.2f} | " \
+        row = f"| {NAMES[v]} | {stats[v]['start'].mean():.2f} ± {stats[v]['start'].std():.2f} | {stats[v]['low']:.2f} | " \
+              f"{stats[v]['auc'].mean():.2f} ± {stats[v]['auc'].std():.2f} | " \
               f"{stats[v]['final'].mean():.2f} ± {stats[v]['final'].std():.2f} |"
         if v != "dvm" and "dvm" in stats:
             for key in ("auc", "final"):
@@ -264,7 +280,7 @@ if __name__ == "__main__":
         lines.append(row)
     for runs, label in extras:
         auc, final = np.array([[x[0] for x in auc_and_final(r[2][0], r[2][1][None])] for r in runs]).T
-        lines.append(f"| {label} (--extra, {len(runs)} runs) | {auc.mean():.2f} ± {auc.std():.2f} | "
+        lines.append(f"| {label} (--extra, {len(runs)} runs) | | | {auc.mean():.2f} ± {auc.std():.2f} | "
                      f"{final.mean():.2f} ± {final.std():.2f} | | |")
     if any(stats[v]["per_target"] for v in variants):
         lines += ["", "| method | " + " | ".join(f"final, target {TARGETS[k]}" for k in sorted(stats[variants[0]]["per_target"])) + " |",

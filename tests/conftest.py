@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from helpers import run_script
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
@@ -9,3 +11,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def spread_runs(tmp_path_factory):
+    """spread_runs(script): one tiny Phase I -> DVM -> Phase II run of the script (spread, 3 agents, dvm, videos, its
+    stdout in stdout.txt), made on first use and shared by test_both_scripts.py and the script's own tests."""
+    made = {}
+
+    def get(script):
+        if script not in made:
+            tmp = tmp_path_factory.mktemp(script.split("_")[0] + "_spread")
+            proc = run_script(script, tmp, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "full",
+                              "--capture-video")
+            (tmp / "stdout.txt").write_text(proc.stdout)
+            made[script] = tmp
+        return made[script]
+    return get

@@ -2,22 +2,14 @@
 import glob
 import itertools
 import math
-import os
-import re
-import shutil
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 import torch
 from torch.distributions import Independent, Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
 import masac_dvm as m
-import particle_envs as pe
-from helpers import (ROOT, all_equal, gif_frames, load, networks, per_agent, progress_lines, run_script, seconds_left,
-                     start_script)
+from helpers import all_equal, load, networks, per_agent, run_script
 
 
 def run(tmp_path, *flags, check=True, prelude=None):
@@ -252,11 +244,8 @@ def test_actor_loss_uses_own_fresh_action_and_the_others_from_the_buffer():
 
 
 @pytest.fixture(scope="module")
-def spread_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("masac_spread")
-    proc = run(tmp, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "full", "--capture-video")
-    (tmp / "stdout.txt").write_text(proc.stdout)
-    return tmp
+def spread_run(spread_runs):
+    return spread_runs("masac_dvm.py")
 
 
 def test_smoke_run_writes_events_and_checkpoints(spread_run):
@@ -388,163 +377,3 @@ def test_phase2_runs_at_the_requested_learning_rate(spread_run, tmp_path, mode):
     team = networks(load(tmp_path / mode / "phase2.pt"))
     for key in ("actor_optimizer", "q_optimizer", "v_optimizer"):
         assert [g["lr"] for g in team[key]["param_groups"]] == [0.0007]
-
-
-# ------------------------------------------------------------------ videos, divergence, progress
-
-MOMENTS = ("phase1_end", "after_dvm", "phase2_end")
-
-
-def pixel_of(frame, x, y, header=m.VIDEO_HEADER, extent=1.25):
-    """The RGB pixel of a video frame at world coordinates (x, y)."""
-    size = frame.shape[1]
-    return frame[header + int((extent - y) / (2 * extent) * size), int((x + extent) / (2 * extent) * size)]
-
-
-def centroid(frame, colour, header=m.VIDEO_HEADER, extent=1.25):
-    """World coordinates of the mean pixel of one colour (up to the GIF palette) in a video frame."""
-    rows, cols = np.nonzero((np.abs(frame[header:].astype(int) - colour) < 25).all(-1))
-    size = frame.shape[1]
-    return (cols.mean() + 0.5) / size * 2 * extent - extent, extent - (rows.mean() + 0.5) / size * 2 * extent
-
-
-def test_capture_video_draws_both_start_configurations_at_every_moment(spread_run):
-    videos = spread_run / "full" / "videos"
-    configurations = ("phase1_quadrants", "phase2_quadrants")
-    assert {p.name for p in videos.iterdir()} == {f"{t}__{c}.gif" for t in MOMENTS for c in configurations}
-    for moment in MOMENTS:
-        for phase, configuration in enumerate(configurations, start=1):
-            frames = gif_frames(videos / f"{moment}__{configuration}.gif")
-            assert len(frames) == 25 + 1  # the start and every step of the horizon
-            assert frames[0].shape == (256 + m.VIDEO_HEADER, 256, 3)
-            assert not np.array_equal(frames[0], frames[-1])
-            # agent k starts in quadrant k in Phase I; Phase II shifts n = 3 cyclically (pe.PHASE2_QUADRANTS)
-            quadrants = np.arange(3) if phase == 1 else pe.PHASE2_QUADRANTS[3]
-            for k in range(3):
-                x, y = centroid(frames[0], pe.AGENT_COLOURS[k])
-                assert np.sign([x, y]).tolist() == np.sign(pe.QUADRANT_CENTRES[quadrants[k]]).tolist(), (moment, k)
-
-
-def test_push_box_videos_show_every_target_and_render_policy_redraws_them(tmp_path):
-    run(tmp_path, "--domain", "push_box", "--run-name", "box", "--capture-video", "--phase2-steps", "64")
-    videos = tmp_path / "box" / "videos"
-    task3 = [f"task3_{name}" for name in m.TARGET_NAMES]
-    names = {"phase1_end__teamA_task1.gif", "phase1_end__teamB_task2.gif"}
-    names |= {f"{t}__{c}.gif" for t in MOMENTS[1:] for c in task3}
-    assert {p.name for p in videos.iterdir()} == names
-    shown = [("phase1_end__teamA_task1", 0), ("phase1_end__teamB_task2", 1)]
-    shown += [(f"{t}__{c}", k) for t in MOMENTS[1:] for k, c in enumerate(task3)]
-    for name, target in shown:  # the black target dot sits where each configuration puts it
-        frames = gif_frames(videos / f"{name}.gif")
-        assert len(frames) == 26
-        for k, (x, y) in enumerate(pe.BOX_TARGETS):
-            assert (pixel_of(frames[0], x, y) < 80).all() == (k == target), (name, k)
-    # the same GIFs from the checkpoints, byte for byte: into --out, or by default into videos/ beside the checkpoint
-    (tmp_path / "copy").mkdir()
-    shutil.copy(tmp_path / "box" / "dvm.pt", tmp_path / "copy" / "dvm.pt")
-    for checkpoint, out in ((tmp_path / "box" / "phase1.pt", ["--out", str(tmp_path / "copy" / "videos")]),
-                            (tmp_path / "copy" / "dvm.pt", []),
-                            (tmp_path / "box" / "phase2.pt", ["--out", str(tmp_path / "copy" / "videos")])):
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "render_policy.py"), str(checkpoint),
-                               *out], capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert {p.name for p in (tmp_path / "copy" / "videos").iterdir()} == names
-    for name in names:
-        assert (tmp_path / "copy" / "videos" / name).read_bytes() == (videos / name).read_bytes(), name
-
-
-def test_first_non_finite_names_the_first_bad_tensor():
-    ok = torch.ones(3)
-    assert m.first_non_finite({"a": ok, "b": torch.zeros(())}) is None
-    assert m.first_non_finite({"a": ok, "b": torch.tensor([1.0, float("inf")]), "c": torch.tensor(float("nan"))}) == (
-        "b", "infinite")
-    assert m.first_non_finite({"a": ok, "c": torch.tensor([float("nan"), float("inf")])}) == ("c", "nan")
-
-
-def test_nan_loss_in_phase2_stops_the_run_before_its_checkpoint(spread_run, tmp_path):
-    phase1 = spread_run / "full" / "phase1.pt"
-    before = phase1.read_bytes()
-    nan_loss = "import torch.nn.functional as F\nmse = F.mse_loss\nF.mse_loss = lambda *a, **k: mse(*a, **k) * float('nan')"
-    proc = run(tmp_path, "--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(phase1), "--run-name", "nan",
-               prelude=nan_loss, check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    found = re.search(r"error: diverged in phase 2 at global step (\d+): losses/qf_loss is nan", proc.stderr)
-    assert found, proc.stderr
-    assert 256 < int(found.group(1)) <= 256 + 128
-    assert (tmp_path / "nan" / "dvm.pt").exists()  # the DVM step was still fine
-    assert not (tmp_path / "nan" / "phase2.pt").exists() and not list((tmp_path / "nan").glob("*.tmp*"))
-    assert phase1.read_bytes() == before
-
-
-def test_divergence_in_phase1_leaves_an_existing_phase1_checkpoint_alone(spread_run, tmp_path):
-    (tmp_path / "again").mkdir()
-    shutil.copy(spread_run / "full" / "phase1.pt", tmp_path / "again" / "phase1.pt")
-    before, mtime = (tmp_path / "again" / "phase1.pt").read_bytes(), (tmp_path / "again" / "phase1.pt").stat().st_mtime_ns
-    proc = run(tmp_path, "--n-agents", "3", "--seed", "3", "--run-name", "again", "--learning-rate", "1e30",
-               check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    found = re.search(r"error: diverged in phase 1 at global step (\d+): (\S+) is (nan|infinite)", proc.stderr)
-    assert found, proc.stderr
-    assert 0 < int(found.group(1)) <= 256 and "phase 2" not in proc.stdout
-    assert (tmp_path / "again" / "phase1.pt").read_bytes() == before
-    assert (tmp_path / "again" / "phase1.pt").stat().st_mtime_ns == mtime
-    assert not (tmp_path / "again" / "dvm.pt").exists() and not (tmp_path / "again" / "phase2.pt").exists()
-
-
-@pytest.mark.parametrize("mode, loss", [("distill", "dvm/kl_loss"), ("vm", "dvm/vm_loss")])
-def test_divergence_in_the_dvm_step_stops_before_the_hard_update(spread_run, tmp_path, mode, loss):
-    proc = run(tmp_path, "--n-agents", "3", "--seed", "3", "--dvm-mode", mode, "--dvm-learning-rate", "1e30",
-               "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", mode, check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert re.search(rf"error: diverged in the DVM step at global step 256: {loss} is (nan|infinite)", proc.stderr), \
-        proc.stderr
-    assert not (tmp_path / mode / "dvm.pt").exists() and not (tmp_path / mode / "phase2.pt").exists()
-
-
-def test_progress_line_ends_with_the_time_left(spread_run):
-    lines = progress_lines((spread_run / "stdout.txt").read_text())
-    assert [int(line.group(2)) for line in lines] == list(range(0, 256 + 128 + 1, 64))[:5] + list(range(256, 385, 64))
-    # "?" only where the phase has done no step yet: no pace to go by
-    assert [seconds_left(line) is None for line in lines] == [True, False, False, False, False, True, False, False]
-    assert seconds_left(lines[-1]) == 0
-
-
-def test_format_duration_and_time_left():
-    assert [m.format_duration(s) for s in (0, 44.6, 200, 3599, 3900)] == ["0s", "45s", "3m20s", "59m59s", "1h05m"]
-    assert m.time_left(10.0, 100, 300) == "~30s" and m.time_left(0.0, 0, 300) == "?"
-
-
-# one domain per script: spread (one team) in masac_dvm.py, push box (two teams) in maddpg_dvm.py
-@pytest.mark.parametrize("domain, teams", [("spread", 1)])
-def test_time_left_counts_phase2_ahead_at_the_pace_so_far(tmp_path, domain, teams):
-    # a Phase II far longer than Phase I: the end of Phase I must foresee it (push box: Phase I steps two teams)
-    proc = start_script("masac_dvm.py", tmp_path, "--domain", domain, "--phase2-steps", "1000000")
-    try:
-        lines = []
-        for text in proc.stdout:
-            lines += progress_lines(text)
-            if len(lines) == 7:  # Phase I's five lines and the first two of Phase II
-                break
-    finally:
-        proc.kill()
-        proc.wait()
-    end_of_phase1, phase2 = lines[4], lines[6]
-    for line, ahead in ((end_of_phase1, 1_000_000 / teams), (phase2, 1_000_000 - 64)):
-        want = ahead / int(line.group(3))
-        assert abs(seconds_left(line) - want) < 0.05 * want + 1, line.group(0)
-
-
-def test_phase2_actor_delay_trains_only_the_critics_first(spread_run, tmp_path):
-    # --phase2-actor-delay N: the first N Phase II updates leave the actors as the DVM step made them (TINY: 8 worlds,
-    # so 32 Phase II steps are 4 updates); the critics learn from the first update on
-    common = ["--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt")]
-    for steps, name in (("32", "held"), ("40", "released")):
-        run(tmp_path, *common, "--phase2-steps", steps, "--phase2-actor-delay", "4", "--run-name", name)
-    after_dvm = networks(load(tmp_path / "held" / "dvm.pt"))
-    held, released = (networks(load(tmp_path / name / "phase2.pt")) for name in ("held", "released"))
-    assert all_equal([after_dvm["actors"], held["actors"]])
-    assert not all_equal([after_dvm["qfs"], held["qfs"]])
-    assert not all_equal([after_dvm["actors"], released["actors"]])  # the fifth update moves them
-    proc = run(tmp_path, *common, "--phase2-actor-delay", "17", check=False)  # TINY's Phase II has 16 updates
-    assert proc.returncode != 0 and "--phase2-actor-delay 17 is longer than Phase II, which has 16" in proc.stderr
-    assert "Traceback" not in proc.stderr

@@ -62,6 +62,8 @@ EXTRA_TAGS = [f"return_team{k}" for k in TEAMS] + [f"return_target{k}" for k in 
 def title(fig_name):
     """The paper's figures by name; a variant of one (fig4c_lr1e-3, fig6_delay200) by what it changes."""
     base, _, change = fig_name.partition("_")
+    if not base.startswith("fig"):
+        return fig_name
     if change.startswith("lr"):
         return f"Fig. {base[3:]} with Phase II at lr {change[2:]}"
     if change.startswith("delay"):

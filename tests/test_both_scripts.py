@@ -31,11 +31,6 @@ def spread_run(script, spread_runs):
     return spread_runs(script)
 
 
-def run(script, tmp_path, *flags, check=True, prelude=None):
-    return run_script(script, tmp_path, *flags, check=check, prelude=prelude)
-
-
-
 MOMENTS = ("phase1_end", "after_dvm", "phase2_end")
 
 
@@ -71,7 +66,7 @@ def test_capture_video_draws_both_start_configurations_at_every_moment(script, s
 
 
 def test_push_box_videos_show_every_target_and_render_policy_redraws_them(script, tmp_path):
-    run(script, tmp_path, "--domain", "push_box", "--run-name", "box", "--capture-video", "--phase2-steps", "64")
+    run_script(script, tmp_path, "--domain", "push_box", "--run-name", "box", "--capture-video", "--phase2-steps", "64")
     videos = tmp_path / "box" / "videos"
     task3 = [f"task3_{name}" for name in SCRIPTS[script].TARGET_NAMES]
     names = {"phase1_end__teamA_task1.gif", "phase1_end__teamB_task2.gif"}
@@ -111,7 +106,7 @@ def test_nan_loss_in_phase2_stops_the_run_before_its_checkpoint(script, spread_r
     phase1 = spread_run / "full" / "phase1.pt"
     before = phase1.read_bytes()
     nan_loss = "import torch.nn.functional as F\nmse = F.mse_loss\nF.mse_loss = lambda *a, **k: mse(*a, **k) * float('nan')"
-    proc = run(script, tmp_path, "--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(phase1), "--run-name", "nan",
+    proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(phase1), "--run-name", "nan",
                prelude=nan_loss, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     found = re.search(r"error: diverged in phase 2 at global step (\d+): losses/qf_loss is nan", proc.stderr)
@@ -126,7 +121,7 @@ def test_divergence_in_phase1_leaves_an_existing_phase1_checkpoint_alone(script,
     (tmp_path / "again").mkdir()
     shutil.copy(spread_run / "full" / "phase1.pt", tmp_path / "again" / "phase1.pt")
     before, mtime = (tmp_path / "again" / "phase1.pt").read_bytes(), (tmp_path / "again" / "phase1.pt").stat().st_mtime_ns
-    proc = run(script, tmp_path, "--n-agents", "3", "--seed", "3", "--run-name", "again", "--learning-rate", "1e30",
+    proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", "--run-name", "again", "--learning-rate", "1e30",
                check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     found = re.search(r"error: diverged in phase 1 at global step (\d+): (\S+) is (nan|infinite)", proc.stderr)
@@ -139,7 +134,7 @@ def test_divergence_in_phase1_leaves_an_existing_phase1_checkpoint_alone(script,
 
 @pytest.mark.parametrize("mode, loss", [("distill", "dvm/kl_loss"), ("vm", "dvm/vm_loss")])
 def test_divergence_in_the_dvm_step_stops_before_the_hard_update(script, spread_run, tmp_path, mode, loss):
-    proc = run(script, tmp_path, "--n-agents", "3", "--seed", "3", "--dvm-mode", mode, "--dvm-learning-rate", "1e30",
+    proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", "--dvm-mode", mode, "--dvm-learning-rate", "1e30",
                "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", mode, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert re.search(rf"error: diverged in the DVM step at global step 256: {loss} is (nan|infinite)", proc.stderr), \
@@ -186,7 +181,7 @@ def test_phase2_actor_delay_trains_only_the_critics_first(script, spread_run, tm
     # so 32 Phase II steps are 4 updates); the critics learn from the first update on
     common = ["--n-agents", "3", "--seed", "3", "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt")]
     for steps, name in (("32", "held"), ("40", "released")):
-        run(script, tmp_path, *common, "--phase2-steps", steps, "--phase2-actor-delay", "4", "--run-name", name)
+        run_script(script, tmp_path, *common, "--phase2-steps", steps, "--phase2-actor-delay", "4", "--run-name", name)
     after_dvm = networks(load(tmp_path / "held" / "dvm.pt"))
     held, released = (networks(load(tmp_path / name / "phase2.pt")) for name in ("held", "released"))
     assert all_equal([after_dvm["actors"], held["actors"]])
@@ -195,6 +190,6 @@ def test_phase2_actor_delay_trains_only_the_critics_first(script, spread_run, tm
     assert not all_equal([after_dvm["actors"], released["actors"]])  # the fifth update moves them
     if "target_actors" in held:  # MADDPG: the target actors stay too
         assert all_equal([after_dvm["actors"], held["target_actors"]])
-    proc = run(script, tmp_path, *common, "--phase2-actor-delay", "17", check=False)  # TINY's Phase II has 16 updates
+    proc = run_script(script, tmp_path, *common, "--phase2-actor-delay", "17", check=False)  # TINY's Phase II has 16 updates
     assert proc.returncode != 0 and "--phase2-actor-delay 17 is longer than Phase II, which has 16" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -57,6 +57,10 @@ class Args:
     """environment transitions of Phase II"""
     phase1_checkpoint: Optional[str] = None
     """load this Phase I checkpoint and skip Phase I (the four modes then branch from one Phase I)"""
+    dvm_checkpoint: Optional[str] = None
+    """with --phase1-checkpoint: take the DVM step from the dvm.pt of an earlier run from that Phase I (same seed, mode
+    and DVM settings) instead of running it again; Phase II then starts exactly as in that run (a sweep over Phase II
+    settings need not repeat a value matching that takes minutes with 4 agents)"""
     phase2_learning: bool = True
     """if toggled off (--no-phase2-learning), Phase II only evaluates the post-DVM policy (Fig. 7)"""
     num_envs: int = 16
@@ -109,6 +113,8 @@ class Args:
 # The configuration a Phase I checkpoint must share with the run that loads it.
 CHECKPOINT_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size",
                    "num_envs", "phase1_steps")
+# ... and the configuration a DVM step reused with --dvm-checkpoint must share
+DVM_KEYS = CHECKPOINT_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "temperature")
 
 
 def make_env(args, num_envs, phase, task=None):
@@ -536,6 +542,22 @@ def load_phase1(path, args, device):
     return checkpoint
 
 
+def load_dvm(path, args, phase1):
+    """Read a dvm.pt to reuse its DVM step, refusing one of another configuration or another Phase I."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: DVM checkpoint {path!r} does not exist")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved.get("algorithm") != "maddpg_dvm" or "students" not in saved:
+        raise SystemExit(f"error: {path!r} is not a maddpg_dvm dvm.pt that stores its DVM step (older ones do not)")
+    mismatched = [f"{key}={saved['config'].get(key)} (this run: {getattr(args, key)})"
+                  for key in DVM_KEYS if saved["config"].get(key) != getattr(args, key)]
+    if mismatched:
+        raise SystemExit(f"error: DVM checkpoint {path!r} was made with another configuration: " + ", ".join(mismatched))
+    if (saved["global_step"], saved["phase1_eval_return"]) != (phase1["global_step"], phase1["eval_return"]):
+        raise SystemExit(f"error: DVM checkpoint {path!r} was made from another Phase I than {args.phase1_checkpoint!r}")
+    return saved
+
+
 def check_args(args):
     """Clear errors before any work starts."""
     if args.domain == "spread" and args.n_agents not in (2, 3, 4):
@@ -555,12 +577,16 @@ def check_args(args):
     if args.phase2_actor_delay > phase2_updates:
         raise SystemExit(f"error: --phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has "
                          f"{phase2_updates} gradient updates")
+    if args.dvm_checkpoint and not args.phase1_checkpoint:
+        raise SystemExit("error: --dvm-checkpoint needs the --phase1-checkpoint it was made from (Phase II keeps that "
+                         "Phase I's replay buffer)")
 
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
     check_args(args)
     checkpoint = load_phase1(args.phase1_checkpoint, args, "cpu") if args.phase1_checkpoint else None
+    saved_dvm = load_dvm(args.dvm_checkpoint, args, checkpoint) if args.dvm_checkpoint else None
     run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
     os.makedirs(run_dir, exist_ok=True)
@@ -682,34 +708,53 @@ if __name__ == "__main__":
     if args.capture_video:
         capture_videos([t.actors for t in teams], args, device, "phase1_end", video_dir, args.seed)
 
-    # ---- DVM step ----
+    # ---- DVM step (or the one saved by an earlier run, --dvm-checkpoint) ----
     dvm_start = time.time()
     # Sources: every agent of the spread team; agent 1 of each push-box team (its own buffer for each).
     team = teams[0]  # the team that goes on into Phase II (push box under "none": team A)
+    source_agents = range(args.n_agents) if n_teams == 1 else [0]
+    students, dvm_losses = {}, {}
     if args.dvm_mode in ("distill", "dvm"):
-        sources = [(t.actors[i], t.buffer, i) for t in teams for i in (range(args.n_agents) if n_teams == 1 else [0])]
-        pi0, kl_losses = distill_actor(sources, args, obs_dim, n_actions, device)
+        if saved_dvm is None:
+            sources = [(t.actors[i], t.buffer, i) for t in teams for i in source_agents]
+            pi0, kl_losses = distill_actor(sources, args, obs_dim, n_actions, device)
+        else:
+            pi0, kl_losses = Actor(obs_dim, n_actions, args.hidden_dim).to(device), saved_dvm["losses"]["kl"]
+            pi0.load_state_dict(saved_dvm["students"]["pi0"])
         stop_if_diverged("the DVM step", global_step, {"dvm/kl_loss": kl_losses, **student_parameters(pi0=pi0)})
         hard_update(list(team.actors) + list(team.target_actors), pi0)
         team.actor_optimizer = torch.optim.Adam(team.actors.parameters(), lr=args.learning_rate)  # fresh moments
         for it, loss in enumerate(kl_losses.tolist()):
             writer.add_scalar("dvm/kl_loss", loss, it)
+        students["pi0"], dvm_losses["kl"] = pi0.state_dict(), kl_losses
     if args.dvm_mode in ("vm", "dvm"):
-        sources = [(t.critics[i], t.buffer) for t in teams for i in (range(args.n_agents) if n_teams == 1 else [0])]
-        q0, vm_losses = match_values(sources, args, obs_dim, n_actions, device)
+        if saved_dvm is None:
+            sources = [(t.critics[i], t.buffer) for t in teams for i in source_agents]
+            q0, vm_losses = match_values(sources, args, obs_dim, n_actions, device)
+        else:
+            q0 = Critic(args.n_agents, obs_dim, n_actions, args.hidden_dim).to(device)
+            vm_losses = saved_dvm["losses"]["vm"]
+            q0.load_state_dict(saved_dvm["students"]["Q0"])
         stop_if_diverged("the DVM step", global_step, {"dvm/vm_loss": vm_losses, **student_parameters(Q0=q0)})
         hard_update(list(team.critics) + list(team.target_critics), q0)
         team.q_optimizer = torch.optim.Adam(team.critics.parameters(), lr=args.learning_rate)
         for it, loss in enumerate(vm_losses.tolist()):
             writer.add_scalar("dvm/vm_loss", loss, it)
-    if args.dvm_mode != "none":
+        students["Q0"], dvm_losses["vm"] = q0.state_dict(), vm_losses
+    if saved_dvm is not None:
+        set_rng_states(saved_dvm["rng"], rng)  # where the earlier run's DVM step left them: the same Phase II follows
+        print(f"DVM step ({args.dvm_mode}): loaded from {args.dvm_checkpoint}", flush=True)
+    elif args.dvm_mode != "none":
         print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done in {time.time() - dvm_start:.0f} s",
               flush=True)
-    # the networks that enter Phase II (Fig. 8 draws them); no buffer, so the file stays small
+    # the networks that enter Phase II (Fig. 8 draws them), and the DVM step itself for --dvm-checkpoint; no buffer,
+    # so the file stays small
     save_checkpoint(os.path.join(run_dir, "dvm.pt"), dict(algorithm="maddpg_dvm", config=asdict(args),
                                                           global_step=global_step,
                                                           teams=[dict(actors=team.actors.state_dict(),
-                                                                      critics=team.critics.state_dict())]))
+                                                                      critics=team.critics.state_dict())],
+                                                          students=students, losses=dvm_losses, rng=rng_states(rng),
+                                                          phase1_eval_return=summary["end of Phase I"]))
     if args.capture_video:
         capture_videos([team.actors], args, device, "after_dvm", video_dir, args.seed)
 

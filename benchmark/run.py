@@ -1,12 +1,15 @@
 """Run one paper figure: Phase I once per seed, then every variant from that Phase I checkpoint, here or on Slurm.
 
     python benchmark/run.py FIG SCRIPT [--variants none distill vm dvm] [--plot plot.py] [--phase1-from FIG0]
-                            [--cluster local|slurm|debug] [Slurm options, see --help] -- [flags passed to SCRIPT]
+                            [--dvm-again] [--cluster local|slurm|debug] [Slurm options, see --help] -- [flags passed to SCRIPT]
 
 The figure scripts (fig4a.sh, ...) call this. The first variant of each seed trains Phase I (and its own
 Phase II); the others start from its `phase1.pt` with `--phase1-checkpoint`, so all variants of a seed share
 one Phase I. With `--phase1-from FIG0`, every variant starts from FIG0's Phase I checkpoints instead (Fig. 7
-branches from Fig. 6's Phase I). Each run uses one torch thread.
+branches from Fig. 6's Phase I), and takes FIG0's DVM step of its mode and seed where FIG0 has one (its `dvm.pt`,
+`--dvm-checkpoint`), so that only Phase II runs: a figure that varies Phase II settings (`fig4c_lr1e-3.sh`) saves
+the value matching, minutes per run with 4 agents, and its Phase II starts exactly as FIG0's. The scripts refuse a
+`dvm.pt` made with other DVM settings; `--dvm-again` runs the DVM step again instead. Each run uses one torch thread.
 
 Where the runs go (`--cluster` or `CLUSTER`):
 - local (default): `JOBS` runs (default: the number of cores) side by side on this machine, seed by seed.
@@ -67,8 +70,10 @@ def parse_seeds(text):
     return seeds
 
 
-def job(script, out, seed, variant, flags, checkpoint=None):
+def job(script, out, seed, variant, flags, checkpoint=None, dvm_from=None):
     """One training run, benchmark/runs/FIG/seedS/VARIANT/; "skipped" if it finished before, else "done".
+
+    dvm_from: the runs of another figure, whose DVM step of this seed and mode the run takes, where there is one.
 
     Raises RuntimeError naming the run's log if the script fails. A run cut off earlier (by a stop or a scheduler's
     time limit) has no phase2.pt, since the scripts write checkpoints atomically, and starts over.
@@ -80,6 +85,10 @@ def job(script, out, seed, variant, flags, checkpoint=None):
            "--run-name", run_name, *VARIANTS[variant], *flags]
     if checkpoint:
         cmd += ["--phase1-checkpoint", checkpoint]
+    mode = VARIANTS[variant][1]
+    saved_dvm = os.path.join(dvm_from, f"seed{seed}", mode, "dvm.pt") if dvm_from else None
+    if saved_dvm and mode != "none" and os.path.exists(saved_dvm):
+        cmd += ["--dvm-checkpoint", saved_dvm]
     os.makedirs(os.path.join(out, run_name), exist_ok=True)
     for stale in glob.glob(os.path.join(out, run_name, "events.out.tfevents.*")):  # of a run cut off earlier:
         os.remove(stale)  # the plot would read its curve along with the new one
@@ -91,18 +100,19 @@ def job(script, out, seed, variant, flags, checkpoint=None):
     return "done"
 
 
-def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, report=None):
+def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, report=None, dvm_from=None):
     """Every run of one seed: its Phase I (inside the run of variant `first`; None when `checkpoint` comes from
     another figure), then the variants in `rest` from that checkpoint, `parallel` at a time. The unit of work of
     both the local runner and a Slurm job. Returns the failures; a failed run does not stop the others, but a failed
-    Phase I leaves its seed's branches unrun. `report(seed, variant, status, seconds)` is called after each run.
+    Phase I leaves its seed's branches unrun. `report(seed, variant, status, seconds)` is called after each run;
+    `dvm_from` goes to job().
     """
     failures = []
 
     def one(variant, checkpoint=None):
         start = time.time()
         try:
-            status = job(script, out, seed, variant, flags, checkpoint)
+            status = job(script, out, seed, variant, flags, checkpoint, dvm_from)
         except Exception as e:  # noqa: BLE001 (a run that cannot even start is a failure like any other)
             failures.append(str(e))
             status = "failed"
@@ -137,7 +147,10 @@ if __name__ == "__main__":
     parser.add_argument("script")
     parser.add_argument("--variants", nargs="+", default=["none", "distill", "vm", "dvm"], choices=list(VARIANTS))
     parser.add_argument("--plot", default="plot.py", help="script in benchmark/ that draws FIG afterwards")
-    parser.add_argument("--phase1-from", help="a figure run before, whose Phase I checkpoints every variant starts from")
+    parser.add_argument("--phase1-from", help="a figure run before, whose Phase I checkpoints every variant starts from "
+                        "(and whose DVM steps it takes, where there are)")
+    parser.add_argument("--dvm-again", action="store_true",
+                        help="with --phase1-from: run the DVM step again rather than take FIG0's (other DVM settings)")
     env = os.environ.get
     parser.add_argument("--cluster", choices=["local", "slurm", "debug"], default=env("CLUSTER", "local"),
                         help="local: JOBS runs side by side here; slurm: one Slurm job per seed (submitit); "
@@ -187,6 +200,7 @@ if __name__ == "__main__":
     else:  # the first variant trains Phase I, the others branch from it
         first, rest = cli.variants[0], cli.variants[1:]
         phase1 = {s: os.path.join(out, f"seed{s}", first, "phase1.pt") for s in seeds}
+    dvm_from = os.path.join(OUT, "runs", cli.phase1_from) if cli.phase1_from and not cli.dvm_again else None
     if cli.gpus_per_job and cli.cluster != "local":
         flags = [*flags, "--cuda"]
 
@@ -218,7 +232,7 @@ if __name__ == "__main__":
         parallel = max(1, jobs // len(seeds))
         with ThreadPoolExecutor(min(jobs, len(seeds))) as pool:
             for seed_failures in pool.map(lambda s: run_seed(cli.script, out, s, first, rest, flags, phase1[s],
-                                                             parallel, report), seeds):
+                                                             parallel, report, dvm_from), seeds):
                 failures += seed_failures
     else:
         import submitit  # only the cluster paths need it
@@ -246,7 +260,7 @@ if __name__ == "__main__":
             for v in cli.variants:
                 report(s, v, "skipped")
         submitted = {s: executor.submit(run_seed, cli.script, out, s, first, rest, flags, phase1[s],
-                                        params["cpus_per_task"]) for s in todo}
+                                        params["cpus_per_task"], dvm_from=dvm_from) for s in todo}
         for s, handle in submitted.items():  # in submission order; each result waits for its job
             try:
                 failures += handle.result()

@@ -61,9 +61,21 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     for seed in (1, 2):
         log = (tmp_path / "runs" / "branch" / f"seed{seed}" / "dvm_no_learning" / "stdout.txt").read_text()
         assert f"runs/tiny/seed{seed}/none/phase1.pt" in log.replace(os.sep, "/")
+        # it takes tiny's DVM step (mode dvm) rather than running it again: the same return right after it
+        assert f"DVM step (dvm): loaded from {tmp_path}/runs/tiny/seed{seed}/dvm/dvm.pt".replace(os.sep, "/") in \
+            log.replace(os.sep, "/")
+        source = (tmp_path / "runs" / "tiny" / f"seed{seed}" / "dvm" / "stdout.txt").read_text()
+        after_dvm = [line for line in source.splitlines() if "right after DVM" in line]
+        assert len(after_dvm) == 1 and after_dvm[0] in log
     assert "| DVM, no Phase II learning |" in (tmp_path / "results" / "branch.md").read_text()
     proc = subprocess.run(branch, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"))
     assert proc.returncode != 0 and "no Phase I checkpoint of seed 3" in proc.stderr
+    again = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "again", "maddpg_dvm.py", "--phase1-from", "tiny",
+             "--dvm-again", "--variants", "dvm_no_learning", "--", *TINY]  # the DVM step run anew
+    proc = subprocess.run(again, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="1-1"), timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (tmp_path / "runs" / "again" / "seed1" / "dvm_no_learning" / "stdout.txt").read_text()
+    assert "DVM step (dvm): 5 iterations done" in log and "loaded from" not in log
 
     (tmp_path / "images" / "tiny.png").unlink()  # fig8.py draws its own picture under the same name
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "fig8.py"), "tiny"], capture_output=True,

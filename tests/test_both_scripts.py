@@ -1,4 +1,5 @@
-"""What both scripts do alike, tested on each: videos, divergence stops, progress lines, the critic warm-up.
+"""What both scripts do alike, tested on each: videos, divergence stops, progress lines, the critic warm-up, the reuse of
+a DVM step.
 
 The scripts stand alone (no shared module), so every test here runs once per script."""
 import os
@@ -193,3 +194,41 @@ def test_phase2_actor_delay_trains_only_the_critics_first(script, spread_run, tm
     proc = run_script(script, tmp_path, *common, "--phase2-actor-delay", "17", check=False)  # TINY's Phase II has 16 updates
     assert proc.returncode != 0 and "--phase2-actor-delay 17 is longer than Phase II, which has 16" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_dvm_checkpoint_gives_the_same_phase2_without_the_dvm_step(script, spread_run, tmp_path):
+    # --dvm-checkpoint takes the fixture run's DVM step (same Phase I): Phase II must follow number for number
+    full = spread_run / "full"
+    proc = run_script(script, tmp_path, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "reused",
+                      "--phase1-checkpoint", str(full / "phase1.pt"), "--dvm-checkpoint", str(full / "dvm.pt"))
+    assert f"DVM step (dvm): loaded from {full / 'dvm.pt'}" in proc.stdout and "iterations done" not in proc.stdout
+    phase2 = lambda stdout: [line.group(0).split("  SPS")[0] + line.group(4) for line in progress_lines(stdout)
+                             if line.group(1) == "2"]
+    assert phase2(proc.stdout) == phase2((spread_run / "stdout.txt").read_text())
+    a, b = networks(load(full / "phase2.pt")), networks(load(tmp_path / "reused" / "phase2.pt"))
+    nets = [key for key in a if key != "buffer" and "optimizer" not in key]
+    assert len(nets) >= 3
+    for key in nets:
+        assert all_equal([a[key], b[key]]), key
+    assert torch.equal(a["buffer"]["obs"], b["buffer"]["obs"])  # the same transitions collected in Phase II
+    saved = load(tmp_path / "reused" / "dvm.pt")  # which can be reused in turn
+    assert saved["students"].keys() == load(full / "dvm.pt")["students"].keys() and "pi0" in saved["students"]
+
+
+def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
+    full = spread_run / "full"
+    saved = load(full / "dvm.pt")
+    torch.save({**saved, "phase1_eval_return": saved["phase1_eval_return"] + 1}, tmp_path / "other_phase1.pt")
+    torch.save({k: v for k, v in saved.items() if k != "students"}, tmp_path / "older.pt")
+    phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
+    for flags, message in (
+            ([*phase1, "--dvm-mode", "vm", "--dvm-checkpoint", str(full / "dvm.pt")],
+             "was made with another configuration: dvm_mode=dvm (this run: vm)"),
+            ([*phase1, "--dvm-iterations", "6", "--dvm-checkpoint", str(full / "dvm.pt")], "dvm_iterations=5 (this run: 6)"),
+            ([*phase1, "--dvm-checkpoint", str(tmp_path / "other_phase1.pt")], "was made from another Phase I"),
+            ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "that stores its DVM step (older ones do not)"),
+            ([*phase1, "--dvm-checkpoint", str(tmp_path / "none.pt")], "does not exist"),
+            (["--dvm-checkpoint", str(full / "dvm.pt")], "--dvm-checkpoint needs the --phase1-checkpoint")):
+        proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
+        assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
+        assert "Traceback" not in proc.stderr and "phase " not in proc.stdout

@@ -202,8 +202,7 @@ def test_dvm_checkpoint_gives_the_same_phase2_without_the_dvm_step(script, sprea
     proc = run_script(script, tmp_path, "--n-agents", "3", "--dvm-mode", "dvm", "--seed", "3", "--run-name", "reused",
                       "--phase1-checkpoint", str(full / "phase1.pt"), "--dvm-checkpoint", str(full / "dvm.pt"))
     assert f"DVM step (dvm): loaded from {full / 'dvm.pt'}" in proc.stdout and "iterations done" not in proc.stdout
-    phase2 = lambda stdout: [line.group(0).split("  SPS")[0] + line.group(4) for line in progress_lines(stdout)
-                             if line.group(1) == "2"]
+    phase2 = lambda stdout: [(m.group(2), m.group(4)) for m in progress_lines(stdout) if m.group(1) == "2"]  # step, return
     assert phase2(proc.stdout) == phase2((spread_run / "stdout.txt").read_text())
     a, b = networks(load(full / "phase2.pt")), networks(load(tmp_path / "reused" / "phase2.pt"))
     nets = [key for key in a if key != "buffer" and "optimizer" not in key]

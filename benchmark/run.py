@@ -27,11 +27,13 @@ plot script (plot.py; fig8.py for Fig. 8) draws the figure. `BENCHMARK_OUT` move
 An interrupted figure resumes, here or on a cluster: running the script again skips every run that finished (its
 `phase2.pt` exists; a seed whose runs all finished is not even submitted), and starts over every run that was cut
 off (the scripts write checkpoints atomically, so a run killed by a stop or a scheduler's time limit leaves none).
-runs/FIG/wall_time.txt, kept up to date after every run, adds up the wall time of all invocations. A failed run is
+runs/FIG/wall_time.txt, kept up to date after every run, adds up the wall time of all invocations (of pieces run
+at the same time, too). A failed run is
 reported with the path of its log and the others go on; the figure is drawn from the seeds that finished, and
 run.py exits non-zero. Delete runs/FIG to start over.
 """
 import argparse
+import fcntl
 import glob
 import os
 import subprocess
@@ -51,6 +53,21 @@ VARIANTS = {
     "dvm": ["--dvm-mode", "dvm"],
     "dvm_no_learning": ["--dvm-mode", "dvm", "--no-phase2-learning"],
 }
+
+
+def add_wall_time(wall_file, seconds):
+    """Adds seconds to the figure's wall_time.txt and returns the new total. The file is locked, read and written in
+    one step, so that invocations running at the same time (pieces of one figure in two lanes) add up instead of
+    overwriting each other's time."""
+    with open(wall_file, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        text = f.read().strip()
+        total = (float(text) if text else 0.0) + seconds
+        f.seek(0)
+        f.truncate()
+        f.write(f"{total:.1f}\n")
+    return total
 
 
 def parse_seeds(text):
@@ -205,13 +222,15 @@ if __name__ == "__main__":
         flags = [*flags, "--cuda"]
 
     wall_file, lock = os.path.join(out, "wall_time.txt"), threading.Lock()
-    earlier = float(open(wall_file).read()) if os.path.exists(wall_file) else 0.0  # earlier invocations
-    start = time.time()
+    earlier = os.path.exists(wall_file)  # the figure was run before (or is running in another lane)
+    start, saved = time.time(), [time.time()]  # saved[0]: when this invocation last added its time
     total, counts = len(seeds) * len(cli.variants), dict(done=0, skipped=0, failed=0)
 
     def save_wall_time():  # after every run, so that an interrupted figure keeps the time it took so far
-        with open(wall_file, "w") as f:
-            f.write(f"{earlier + time.time() - start:.0f}\n")
+        now = time.time()
+        wall = add_wall_time(wall_file, now - saved[0])
+        saved[0] = now
+        return wall
 
     def report(seed, variant, status, seconds=None):
         """One line per finished run: what is done, skipped and left, and the time left at this invocation's pace."""
@@ -269,8 +288,7 @@ if __name__ == "__main__":
             for v in cli.variants:
                 status = "done" if os.path.exists(os.path.join(out, f"seed{s}", v, "phase2.pt")) else "failed"
                 report(s, v, status)  # (its runs are timed in the job's own log)
-    save_wall_time()
-    wall = earlier + time.time() - start
+    wall = save_wall_time()
     print(f"{cli.fig}: wall time {wall / 60:.1f} min" + (" (all invocations)" if earlier else ""))
     if counts["done"] + counts["skipped"]:
         subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig], check=not failures)

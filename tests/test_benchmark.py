@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -121,6 +122,21 @@ def test_seeds_are_a_count_a_list_or_a_range():
     for bad in ("", "0", "a b", "3-x"):
         with pytest.raises(SystemExit, match="SEEDS"):
             run.parse_seeds(bad)
+
+
+def test_wall_time_of_pieces_run_at_once_adds_up(tmp_path):
+    # two lanes running pieces of one figure add their time to the same wall_time.txt at the same moments; each
+    # addition must count (a lane that read the file once and wrote its own total over it lost the other's time)
+    wall_file = tmp_path / "wall_time.txt"
+    wall_file.write_text("100\n")  # an earlier invocation
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from run import add_wall_time\n"
+            "while time.time() < float(sys.argv[3]): pass\n"  # both lanes start adding at the same moment
+            "for _ in range(3000): add_wall_time(sys.argv[2], 0.5)")
+    go = f"{time.time() + 3:.3f}"
+    lanes = [subprocess.Popen([sys.executable, "-c", code, os.path.join(ROOT, "benchmark"), str(wall_file), go])
+             for _ in range(2)]
+    assert [lane.wait(timeout=120) for lane in lanes] == [0, 0]
+    assert float(wall_file.read_text()) == 100 + 2 * 3000 * 0.5
 
 
 def test_push_box_exploration_diagnostic(tmp_path):

@@ -28,9 +28,8 @@ An interrupted figure resumes, here or on a cluster: running the script again sk
 `phase2.pt` exists; a seed whose runs all finished is not even submitted), and starts over every run that was cut
 off (the scripts write checkpoints atomically, so a run killed by a stop or a scheduler's time limit leaves none).
 runs/FIG/wall_time.txt, kept up to date after every run, adds up the wall time of all invocations (of pieces run
-at the same time, too). A failed run is
-reported with the path of its log and the others go on; the figure is drawn from the seeds that finished, and
-run.py exits non-zero. Delete runs/FIG to start over.
+at the same time, too). A failed run is reported with the path of its log and the others go on; the figure is drawn
+from the seeds that finished, and run.py exits non-zero. Delete runs/FIG to start over.
 """
 import argparse
 import fcntl

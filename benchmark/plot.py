@@ -213,6 +213,7 @@ if __name__ == "__main__":
     _, pieces, rows = read_csv(csv_path)  # what follows sees exactly what a reader of the CSV sees
 
     seeds = sorted({r["seed"] for r in rows})
+    n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
     variants = [v for v in NAMES if any(r["variant"] == v for r in rows)]
     by_variant = {v: [r for r in rows if r["variant"] == v] for v in ["phase1", *variants]}
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -244,7 +245,7 @@ if __name__ == "__main__":
     ax.text(steps1[-1], ax.get_ylim()[0], " DVM step", va="bottom", fontsize=8)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
-    ax.set_title(f"{title(fig_name)} ({len(seeds)} seeds)", fontsize=10)
+    ax.set_title(f"{title(fig_name)} ({n_seeds})", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
@@ -258,7 +259,7 @@ if __name__ == "__main__":
     team_ends = {k: curve_array(by_variant["phase1"], f"return_team{k}")[1][:, -1] for k in TEAMS
                  if f"return_team{k}" in by_variant["phase1"][0]}  # push box: team A on Task I, team B on Task II
     lines = [f"### {title(fig_name)}", "",
-             f"{len(seeds)} seeds{unfinished}, wall time {wall_text}; per-seed curves in `results/{fig_name}.csv`. "
+             f"{n_seeds}{unfinished}, wall time {wall_text}; per-seed curves in `results/{fig_name}.csv`. "
              f"![{fig_name}](images/{fig_name}.png)", "",
              f"End of Phase I: {phase1_end.mean():.2f} ± {phase1_end.std():.2f}"
              + "".join(f"; {TEAMS[k]} {x.mean():.2f} ± {x.std():.2f}" for k, x in team_ends.items()) + "."

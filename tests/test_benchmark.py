@@ -42,7 +42,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
                           text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 of 2 seeds have finished" in proc.stdout
-    assert "1 seeds (of 2 started; the others had not finished)" in (tmp_path / "results" / "tiny.md").read_text()
+    assert "1 seed (of 2 started; the others had not finished)" in (tmp_path / "results" / "tiny.md").read_text()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(": skipped;") == 3 and "(all invocations)" in proc.stdout
@@ -236,7 +236,7 @@ def test_cluster_path_runs_resumes_and_reports_a_failed_job(tmp_path):
     log = tmp_path / "runs" / "brk" / "seed2" / "dvm" / "stdout.txt"
     assert proc.returncode != 0 and f"seed 2 dvm failed (exit 1); see {log}" in proc.stderr
     assert (tmp_path / "runs" / "brk" / "seed1" / "dvm" / "phase2.pt").exists()
-    assert "1 seeds (of 2 started" in (tmp_path / "results" / "brk.md").read_text()
+    assert "1 seed (of 2 started" in (tmp_path / "results" / "brk.md").read_text()
 
 
 def test_slurm_parameters_of_a_dry_run(tmp_path):

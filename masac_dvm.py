@@ -788,6 +788,7 @@ if __name__ == "__main__":
         set_rng_states(saved_dvm["rng"], rng)  # where the earlier run's DVM step left them: the same Phase II follows
         print(f"DVM step ({args.dvm_mode}): loaded from {args.dvm_checkpoint}", flush=True)
     elif args.dvm_mode != "none":
+        writer.add_scalar("dvm/seconds", time.time() - dvm_start, 0)  # what the step costs (dvm_iterations.sh)
         print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done in {time.time() - dvm_start:.0f} s",
               flush=True)
     # the networks that enter Phase II, and the DVM step itself for --dvm-checkpoint; no buffer, so the file stays small

@@ -48,8 +48,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/, results/ are written
 NAMES = {"none": "No DVM", "distill": "Distillation", "vm": "Value Matching", "dvm": "DVM",
-         "dvm_no_learning": "DVM, no Phase II learning"}
-COLOURS = {"none": "tab:grey", "distill": "tab:blue", "vm": "tab:green", "dvm": "tab:red", "dvm_no_learning": "tab:purple"}
+         "dvm_no_learning": "DVM, no Phase II learning", "dvm_it1024": "DVM, 1024 iterations",
+         "dvm_it256": "DVM, 256 iterations", "dvm_it64": "DVM, 64 iterations"}
+COLOURS = {"none": "tab:grey", "distill": "tab:blue", "vm": "tab:green", "dvm": "tab:red", "dvm_no_learning": "tab:purple",
+           "dvm_it1024": "tab:brown", "dvm_it256": "tab:olive", "dvm_it64": "tab:cyan"}
 TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDPG, spread, 3 agents",
           "fig4c": "Fig. 4c: MADDPG, spread, 4 agents", "fig5a": "Fig. 5a: MA-SAC, spread, 2 agents",
           "fig5b": "Fig. 5b: MA-SAC, spread, 3 agents", "fig5c": "Fig. 5c: MA-SAC, spread, 4 agents",

@@ -51,6 +51,10 @@ VARIANTS = {
     "vm": ["--dvm-mode", "vm"],
     "dvm": ["--dvm-mode", "dvm"],
     "dvm_no_learning": ["--dvm-mode", "dvm", "--no-phase2-learning"],
+    # the DVM-iterations ablation (dvm_iterations.sh): DVM with fewer iterations than the paper's 2048
+    "dvm_it64": ["--dvm-mode", "dvm", "--dvm-iterations", "64"],
+    "dvm_it256": ["--dvm-mode", "dvm", "--dvm-iterations", "256"],
+    "dvm_it1024": ["--dvm-mode", "dvm", "--dvm-iterations", "1024"],
 }
 
 

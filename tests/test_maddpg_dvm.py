@@ -121,6 +121,90 @@ def test_critic_sees_agents_in_order():
     assert not torch.allclose(critic(obs, actions), critic(obs.flip(1), actions.flip(1)))
 
 
+def constant(net, value):
+    """A network whose output is `value` for every input."""
+    with torch.no_grad():
+        net.fc3.weight.zero_()
+        net.fc3.bias.fill_(value)
+
+
+def indicator_critic(critic, n_agents, obs_dim, agent, action):
+    """Q(o, a) = 1 if agent `agent` took action `action`, else 0 (one-hot action blocks follow the observations)."""
+    with torch.no_grad():
+        for layer in (critic.fc1, critic.fc2, critic.fc3):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        critic.fc1.weight[0, n_agents * obs_dim + 5 * agent + action] = 1.0
+        critic.fc2.weight[0, 0] = 1.0
+        critic.fc3.weight[0, 0] = 1.0
+
+
+def favour(actor, action):
+    """An actor whose logits put (almost) all probability on `action`, whatever the observation."""
+    with torch.no_grad():
+        actor.fc_logits.weight.zero_()
+        actor.fc_logits.bias.fill_(-50.0)
+        actor.fc_logits.bias[action] = 50.0
+
+
+def update_team(n_agents=2, obs_dim=10, **kwargs):
+    torch.manual_seed(0)
+    args = m.Args(n_agents=n_agents, hidden_dim=16, batch_size=64, buffer_size=256, **kwargs)
+    team = m.Team(args, obs_dim, 5, "cpu")
+    team.buffer.add(torch.randn(256, n_agents, obs_dim), torch.zeros(256, n_agents, dtype=torch.long),
+                    torch.full((256,), -1.0), torch.randn(256, n_agents, obs_dim))
+    return args, team
+
+
+def test_td_target_uses_gamma_the_target_critics_and_the_target_actors_next_actions():
+    # Q^i = 3 everywhere; target critic Q-bar^i(o', a') = 1 iff agent 0 takes action 2 at o'; the target actors take
+    # action 2, the online actors action 4. The target is r + gamma * Q-bar(o', a'(o')) = -1 + 0.9 * 1. Dropping gamma
+    # gives -1 + 1, bootstrapping from the online critics -1 + 0.9 * 3, the online actors' next actions -1 + 0.
+    args, team = update_team(gamma=0.9)
+    for i in range(2):
+        constant(team.critics[i], 3.0)
+        indicator_critic(team.target_critics[i], 2, 10, agent=0, action=2)
+        favour(team.target_actors[i], 2)
+        favour(team.actors[i], 4)
+    qf_loss, _ = m.maddpg_update(team, args, 5)
+    assert abs(qf_loss.item() - 2 * (3.0 - (-1.0 + 0.9 * 1.0)) ** 2) < 1e-4
+
+
+def test_target_networks_move_by_tau_towards_the_updated_networks():
+    args, team = update_team(tau=0.01)
+    before = {key: [p.clone() for p in getattr(team, key).parameters()] for key in ("target_actors", "target_critics")}
+    qf_loss, actor_loss = m.maddpg_update(team, args, 5)
+    assert not qf_loss.requires_grad and not actor_loss.requires_grad
+    for key, net in (("target_actors", team.actors), ("target_critics", team.critics)):
+        for old, param, target in zip(before[key], net.parameters(), getattr(team, key).parameters()):
+            assert torch.allclose(target, old + args.tau * (param - old), atol=1e-7), key
+    assert all(p.requires_grad for p in team.critics.parameters())
+
+
+def test_actor_loss_uses_own_policy_action_and_the_others_from_the_buffer():
+    # Q^i = 1 iff agent 1 - i took action 3: actor i has no path into Q^i but through the others' actions, which
+    # come from the buffer (all 0), so no actor gets a gradient from the critic, only from the logit penalty.
+    args, team = update_team()
+    team.actor_optimizer = torch.optim.SGD(team.actors.parameters(), lr=0.0)  # keep the actors, read gradients
+    for i in range(2):
+        indicator_critic(team.critics[i], 2, 10, agent=1 - i, action=3)
+    with torch.no_grad():  # zero logits: the logit penalty's gradient is zero too
+        for actor in team.actors:
+            actor.fc_logits.weight.zero_()
+            actor.fc_logits.bias.zero_()
+    m.maddpg_update(team, args, 5)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in team.actors.parameters())
+    # and with Q^i = 1 iff agent i itself takes action 3, every actor is pushed towards action 3
+    args, team = update_team()
+    team.actor_optimizer = torch.optim.SGD(team.actors.parameters(), lr=0.0)
+    for i in range(2):
+        indicator_critic(team.critics[i], 2, 10, agent=i, action=3)
+    m.maddpg_update(team, args, 5)
+    for actor in team.actors:
+        grad = actor.fc_logits.bias.grad
+        assert grad is not None and grad[3] < 0 and grad.argmin() == 3  # gradient descent raises logit 3
+
+
 # ------------------------------------------------------------------ end to end
 
 

@@ -8,7 +8,9 @@ upper right target) and Phase II configuration (Agent 2 at the lower left target
   - policy: arrows of Agent 1's expected unit force under softmax(logits / temperature), over a grid of its
     positions (velocity zero);
   - action-value: max over Agent 1's actions of its critic Q^1(o, a), Agent 2 taking its greedy action.
-Seed 1 of the run folder.
+Seed 1 of the run folder: none/phase1.pt, dvm/dvm.pt, none/phase2.pt and dvm/phase2.pt of maddpg_dvm.py, read with
+weights_only=True; a file that is missing, damaged, of another script or kind, or not loadable that way (its loading
+could run code) is refused in one line before anything is drawn.
 """
 import os
 import sys
@@ -25,14 +27,18 @@ OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/ i
 sys.path.insert(0, os.path.dirname(HERE))
 import maddpg_dvm  # noqa: E402
 import particle_envs  # noqa: E402
+from plot import read_checkpoint  # noqa: E402  (the benchmark's one checkpoint reader)
 
 GRID = 21  # Agent 1 positions per axis for the heat map; every second one gets an arrow
 
 
-def load_team(path):
-    """Agent 1's actor and critic and Agent 2's actor from a checkpoint of a 2-agent spread run."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+def load_team(path, kind):
+    """Agent 1's actor and critic and Agent 2's actor from a maddpg_dvm.py checkpoint of `kind` of a 2-agent spread
+    run; anything else is one line of error (read_checkpoint: weights_only, so that no file can run code here)."""
+    checkpoint = read_checkpoint(path, ("maddpg_dvm",), (kind,), "Fig. 8")
     config, team = checkpoint["config"], checkpoint["teams"][0]
+    if not {"domain", "n_agents", "hidden_dim", "temperature"} <= config.keys():
+        raise SystemExit(f"error: Fig. 8: {path!r} is an incomplete checkpoint (its config lacks settings)")
     if config["domain"] != "spread" or config["n_agents"] != 2:
         raise SystemExit(f"error: Fig. 8 needs a 2-agent spread run, {path!r} is {config['domain']} "
                          f"with {config['n_agents']} agents")
@@ -40,8 +46,12 @@ def load_team(path):
     # the checkpoint holds the script's nn.ModuleLists, one entry per agent
     actors = torch.nn.ModuleList([maddpg_dvm.Actor(obs_dim, 5, hidden) for _ in range(2)])
     critics = torch.nn.ModuleList([maddpg_dvm.Critic(2, obs_dim, 5, hidden) for _ in range(2)])
-    actors.load_state_dict(team["actors"])
-    critics.load_state_dict(team["critics"])
+    try:
+        actors.load_state_dict(team["actors"])
+        critics.load_state_dict(team["critics"])
+    except (KeyError, RuntimeError, TypeError) as e:  # networks of another shape, or none: a damaged checkpoint
+        raise SystemExit(f"error: Fig. 8: {path!r} does not hold the networks its config describes "
+                         f"({type(e).__name__})") from None
     return actors, critics[0], config["temperature"]
 
 
@@ -69,17 +79,17 @@ def policy_and_value(actors, critic, temperature, obs):
 if __name__ == "__main__":
     fig_name = sys.argv[1] if len(sys.argv) > 1 else "fig8"
     seed_dir = os.path.join(OUT, "runs", fig_name, "seed1")
-    rows = [("End of Phase I\n(No DVM enters Phase II)", os.path.join(seed_dir, "none", "phase1.pt")),
-            ("Right after DVM", os.path.join(seed_dir, "dvm", "dvm.pt")),
-            ("End of Phase II,\nNo DVM", os.path.join(seed_dir, "none", "phase2.pt")),
-            ("End of Phase II,\nDVM", os.path.join(seed_dir, "dvm", "phase2.pt"))]
+    rows = [("End of Phase I\n(No DVM enters Phase II)", os.path.join(seed_dir, "none", "phase1.pt"), "phase1"),
+            ("Right after DVM", os.path.join(seed_dir, "dvm", "dvm.pt"), "dvm"),
+            ("End of Phase II,\nNo DVM", os.path.join(seed_dir, "none", "phase2.pt"), "phase2"),
+            ("End of Phase II,\nDVM", os.path.join(seed_dir, "dvm", "phase2.pt"), "phase2")]
+    networks = [load_team(path, kind) for _, path, kind in rows]  # all refusals before any drawing
     targets = particle_envs.QUADRANT_CENTRES[:2]
     # Agent 2 sits on the target of its start quadrant: UR in Phase I, LL in Phase II
     configs = [("Phase I config", targets[1]), ("Phase II config", targets[0])]
     grids = [grid_observations(other_pos) for _, other_pos in configs]  # the same for every row
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 12))
-    for r, (label, path) in enumerate(rows):
-        actors, critic, temperature = load_team(path)
+    for r, ((label, _, _), (actors, critic, temperature)) in enumerate(zip(rows, networks)):
         for c, ((config_name, other_pos), (obs, gx, gy)) in enumerate(zip(configs, grids)):
             force, value = policy_and_value(actors, critic, temperature, obs)
             ax_pi, ax_q = axes[r, 2 * c], axes[r, 2 * c + 1]

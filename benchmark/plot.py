@@ -11,15 +11,17 @@ the same numbers. Merging refuses a CSV made by another command (run.py's comman
 So a figure can be finished in pieces: `SEEDS="8 9 10" bash benchmark/fig5c.sh` on another day or machine adds
 seeds 8-10 to the committed 1-7.
 
-CSV (long format, one row per evaluation; `#` lines are a header with the command and the wall time of each
-piece): seed, variant, step (global step across both phases), phase, return (eval/return), then
-return_team0/1 (push box Phase I: team A on Task I, team B on Task II) and return_target0/1/2 (push box Task III:
-left, right, up), empty where a run has none. Phase I is one run per seed, stored under the variant "phase1": it
-comes from each seed's run that trained it (the first variant), or from the figure named in runs/FIG/phase1_from.txt
-(run.py --phase1-from).
+CSV (long format, one row per evaluation; `#` lines are a header with the command, the wall time of each piece and
+each run's own duration, from its seconds.txt): seed, variant, step (global step across both phases), phase, return
+(eval/return), then return_team0/1 (push box Phase I: team A on Task I, team B on Task II) and return_target0/1/2
+(push box Task III: left, right, up), empty where a run has none. Phase I is one run per seed, stored under the
+variant "phase1": it comes from each seed's run that trained it (the first variant), or from the figure named in
+runs/FIG/phase1_from.txt (run.py --phase1-from).
 
 `--extra PATH[:LABEL]` draws your own runs over ours, as a dashed curve with a row of its own in the table (no
 interval): PATH is one run folder of maddpg_dvm.py or masac_dvm.py, or a folder holding several (each one seed).
+Each must have finished (its phase2.pt), be a run of the figure's script with every flag of the figure's command
+(those that are not per run, such as --seed, or the method, --dvm-mode), and have as many evaluations as the others.
 
 The paper's way: eval/return against the global step, mean over seeds as a line, shading of +- 1/2 standard
 deviation, the DVM step marked. Table, per variant, mean +- std over seeds of
@@ -30,13 +32,20 @@ deviation, the DVM step marked. Table, per variant, mean +- std over seeds of
     post-DVM drop: the lowest point of the mean curve over the first 5,000 Phase II steps;
 and the 95 % paired bootstrap interval (10,000 resamples over seeds) of DVM minus each other variant.
 Push box figures also get the end of Phase I per team and the final return per Task III target.
+The figure's cost: core-minutes, the sum of its runs' own durations, where every run has one; the wall time of its
+pieces otherwise (curves committed before runs kept their durations).
+
+Bad input (a CSV line that does not parse, a non-finite return, an --extra run that does not fit the figure, a
+checkpoint that cannot be read) is refused in one line, `error: ...`, before anything is written.
 """
 import argparse
 import csv
 import functools
 import glob
+import math
 import os
 import sys
+import warnings
 
 import matplotlib
 
@@ -59,6 +68,12 @@ TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDP
 TEAMS = {0: "team A, Task I", 1: "team B, Task II"}
 TARGETS = {0: "left (Task I)", 1: "right (Task II)", 2: "up (new)"}
 EXTRA_TAGS = [f"return_team{k}" for k in TEAMS] + [f"return_target{k}" for k in TARGETS]
+COLUMNS = ["seed", "variant", "step", "phase", "return", *EXTRA_TAGS]
+REQUIRED = COLUMNS[:5]  # the team and target columns may be missing (empty) in a curves file
+KINDS = {"phase1": "Phase I (phase1.pt)", "dvm": "DVM step (dvm.pt)", "phase2": "Phase II (phase2.pt)"}
+# settings an --extra run may choose freely: per run (run.py sets them) or the method, which is what an extra shows
+FREE_SETTINGS = {"seed", "run_name", "runs_dir", "threads", "cuda", "capture_video", "phase1_checkpoint",
+                 "dvm_checkpoint", "exp_name", "log_every", "dvm_mode", "phase2_learning"}
 
 
 def title(fig_name):
@@ -73,14 +88,65 @@ def title(fig_name):
     return TITLES.get(fig_name, fig_name)
 
 
-COLUMNS = ["seed", "variant", "step", "phase", "return", *EXTRA_TAGS]
+def fail(message):
+    """Refuse bad input: one line on stderr and a non-zero exit, never a traceback."""
+    sys.exit(f"error: {message}")
+
+
+def method(variant):
+    return f"{NAMES.get(variant, 'Phase I')} ({variant})"
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------------
+
+
+def read_checkpoint(path, algorithms, kinds, reader):
+    """The checkpoint at `path`, written by one of `algorithms` ("maddpg_dvm", "masac_dvm") and of one of `kinds`
+    (KINDS); `reader` (who needs it) names the refusal. Loaded with weights_only=True: plain tensors, numbers, strings,
+    lists and dicts only, so that a file whose unpickling would run code is refused before any of it runs. Whatever
+    is not such a checkpoint (missing, empty, truncated, another file, another script or kind) is one line of error.
+    fig8.py and push_box_exploration.py read theirs through this too."""
+    import torch  # (here: only --extra and the checkpoint tools need torch, a second's import)
+
+    if not os.path.isfile(path):
+        fail(f"{reader}: checkpoint {path} does not exist")
+    try:
+        with warnings.catch_warnings():  # (torch warns about old pickle protocols: not a line for the user)
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (every way a file fails to load is the same refusal)
+        if "Weights only load failed" in str(e):
+            fail(f"{reader}: {path} holds more than tensors, numbers, strings, lists and dicts (loading it could "
+                 "run code); refused unread")
+        detail = str(e).strip().splitlines()[0].split(". ")[0][:120] if str(e).strip() else ""
+        fail(f"{reader}: {path} is not a readable checkpoint, damaged or another file ({type(e).__name__}"
+             + (f": {detail}" if detail else "") + ")")
+    scripts = " or ".join(f"{a}.py" for a in algorithms)
+    if not isinstance(checkpoint, dict) or checkpoint.get("algorithm") not in algorithms:
+        fail(f"{reader}: {path} is not a checkpoint of {scripts}")
+    if checkpoint.get("kind") not in kinds:
+        kind = KINDS.get(checkpoint.get("kind"), f"{checkpoint.get('kind')!r}")
+        fail(f"{reader}: {path} is a {kind} checkpoint; this needs a {' or '.join(KINDS[k] for k in kinds)} one")
+    teams = checkpoint.get("teams")
+    if not (isinstance(checkpoint.get("config"), dict) and isinstance(teams, list) and teams
+            and all(isinstance(t, dict) and "actors" in t for t in teams)):
+        fail(f"{reader}: {path} is an incomplete checkpoint of {scripts} (no config or networks)")
+    return checkpoint
+
+
+# ---- curves of runs -------------------------------------------------------------------------------------------------
 
 
 @functools.cache  # Phase I's run is one of the figure's own runs unless --phase1-from: read it once
 def read_run(run_dir):
     """Rows {step, phase, return, return_team*/return_target*} of one run's event file, in logging order."""
+    event_files = glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))
+    if len(event_files) != 1:  # two runs wrote into one folder: their curves would be read as one
+        fail(f"{run_dir} holds {len(event_files)} TensorBoard event files, not one: more than one run wrote there")
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0}).Reload()
     tags = events.Tags()["scalars"]
+    if "eval/return" not in tags or "charts/phase" not in tags:
+        fail(f"{run_dir}: its event file has no evaluation (eval/return, charts/phase)")
     rows = [dict(step=r.step, phase=int(p.value), **{"return": r.value})
             for r, p in zip(events.Scalars("eval/return"), events.Scalars("charts/phase"))]
     # team returns come with Phase I evaluations, target returns with Phase II ones (a target that no evaluation
@@ -94,14 +160,30 @@ def read_run(run_dir):
     return rows
 
 
+def read_seconds(run_dir):
+    """A run's own duration in seconds, from the seconds.txt run.py writes when it finishes; None for a run from
+    before run.py kept them."""
+    path = os.path.join(run_dir, "seconds.txt")
+    if not os.path.exists(path):
+        return None
+    try:
+        seconds = float(open(path).read())
+    except (ValueError, UnicodeDecodeError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        fail(f"{path}: not a duration in seconds")
+    return seconds
+
+
 def rows_from_runs(root):
-    """Curves of the seeds in runs/FIG whose runs have all finished; the seeds started; the command; wall time."""
+    """Curves of the seeds in runs/FIG whose runs have all finished; their runs' durations {(seed, variant): seconds};
+    the seeds started; the command; wall time."""
     seed_dirs = sorted(glob.glob(os.path.join(root, "seed*")), key=lambda p: int(p.rsplit("seed", 1)[1]))
     variants = [v for v in NAMES if any(os.path.isdir(os.path.join(s, v)) for s in seed_dirs)]
     finished = [s for s in seed_dirs if all(os.path.exists(os.path.join(s, v, "phase2.pt")) for v in variants)]
     source = os.path.join(root, "phase1_from.txt")
     phase1_root = os.path.join(OUT, "runs", open(source).read().strip()) if os.path.exists(source) else root
-    rows = []
+    rows, durations = [], {}
     for s in finished:
         seed = int(s.rsplit("seed", 1)[1])
         # Phase I from the seed's run that trained it, the only one with a phase1.pt
@@ -109,54 +191,194 @@ def rows_from_runs(root):
         rows += [dict(r, seed=seed, variant="phase1") for r in read_run(os.path.dirname(trainer)) if r["phase"] == 1]
         for v in variants:
             rows += [dict(r, seed=seed, variant=v) for r in read_run(os.path.join(s, v)) if r["phase"] == 2]
+            seconds = read_seconds(os.path.join(s, v))
+            if seconds is not None:
+                durations[seed, v] = seconds
     wall_file = os.path.join(root, "wall_time.txt")
     wall = float(open(wall_file).read()) if os.path.exists(wall_file) else float("nan")
-    return rows, len(seed_dirs), open(os.path.join(root, "command.txt")).read().strip(), wall
+    return rows, durations, len(seed_dirs), open(os.path.join(root, "command.txt")).read().strip(), wall
+
+
+# ---- the curves file ------------------------------------------------------------------------------------------------
+
+
+def parse_number(text, column, where, kind=float):
+    try:
+        return kind(text)
+    except ValueError:
+        fail(f"{where}: {column} {text!r} is not {'an integer' if kind is int else 'a number'}")
+
+
+def parse_comment(line, where, header):
+    """A `#` line into header (command, pieces, durations): "# command: ...", "# piece: seeds 1 2 3, wall time 1234 s",
+    "# run: seed 3, variant dvm, 123.4 s"; any other `#` line is a comment."""
+    try:
+        if line.startswith("# command: "):
+            header["command"] = line[len("# command: "):].strip()
+        elif line.startswith("# piece: "):
+            seeds, wall = line[len("# piece: seeds "):].split(", wall time ")
+            header["pieces"].append(({int(x) for x in seeds.split()}, float(wall.split()[0])))
+        elif line.startswith("# run: "):
+            seed, variant, seconds = line[len("# run: seed "):].split(", ")
+            variant = variant.removeprefix("variant ")
+            if variant not in NAMES:
+                raise ValueError(variant)
+            header["durations"][int(seed), variant] = float(seconds.removesuffix(" s"))
+    except (ValueError, IndexError):
+        fail(f"{where}: a header line that does not parse: {line[:80]!r}")
+
+
+def parse_row(fields, columns, where):
+    """One evaluation {seed, variant, step, phase, return, and the team/target returns it has}."""
+    if len(fields) != len(columns):
+        fail(f"{where}: {len(fields)} fields where the header has {len(columns)} (a truncated line?)")
+    r = dict(zip(columns, fields))
+    row = dict(seed=parse_number(r["seed"], "seed", where, int), variant=r["variant"],
+               step=parse_number(r["step"], "step", where, int), phase=parse_number(r["phase"], "phase", where, int),
+               **{"return": parse_number(r["return"], "return", where)})
+    row.update({k: parse_number(r[k], k, where) for k in EXTRA_TAGS if r.get(k, "") != ""})
+    if row["variant"] != "phase1" and row["variant"] not in NAMES:
+        fail(f"{where}: unknown variant {row['variant']!r} (phase1, {', '.join(NAMES)})")
+    if row["phase"] != (1 if row["variant"] == "phase1" else 2):  # Phase I rows are the variant "phase1", only they
+        fail(f"{where}: phase {row['phase']} for the variant {row['variant']}")
+    return row
 
 
 def read_csv(path):
-    """(command, [(seeds, wall seconds) per piece], rows) of a committed curves file."""
-    command, pieces, lines = None, [], []
-    with open(path) as f:
-        for line in f:
-            if line.startswith("# command: "):
-                command = line[len("# command: "):].strip()
-            elif line.startswith("# piece: "):  # "# piece: seeds 1 2 3, wall time 1234 s"
-                seeds, wall = line[len("# piece: seeds "):].split(", wall time ")
-                pieces.append(({int(x) for x in seeds.split()}, float(wall.split()[0])))
-            elif not line.startswith("#"):
-                lines.append(line)
-    rows = []
-    for r in csv.DictReader(lines):
-        row = dict(seed=int(r["seed"]), variant=r["variant"], step=int(r["step"]), phase=int(r["phase"]),
-                   **{"return": float(r["return"])})
-        row.update({k: float(r[k]) for k in EXTRA_TAGS if r[k] != ""})
-        rows.append(row)
-    return command, pieces, rows
+    """(command, [(seeds, wall seconds) per piece], {(seed, variant): seconds}, rows) of a committed curves file.
+    A line that does not parse is one line of error naming the file and the line."""
+    header, columns, rows = dict(command=None, pieces=[], durations={}), None, []
+    with open(path, "rb") as f:  # bytes: a binary file is refused at its line, not with a UnicodeDecodeError
+        for number, raw in enumerate(f, 1):
+            where = f"{path}, line {number}"
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                fail(f"{where}: not text (a binary file?)")
+            if "\0" in line:
+                fail(f"{where}: not text (a binary file?)")
+            if line.startswith("#"):
+                parse_comment(line, where, header)
+            elif line.strip() and columns is None:
+                columns = next(csv.reader([line]))
+                missing = [c for c in REQUIRED if c not in columns]
+                if missing:
+                    fail(f"{where}: the header has no column {', '.join(missing)} (it needs {', '.join(COLUMNS)})")
+            elif line.strip():
+                rows.append(parse_row(next(csv.reader([line])), columns, where))
+    if columns is None:
+        fail(f"{path}: no header line ({','.join(COLUMNS)})")
+    return header["command"], header["pieces"], header["durations"], rows
 
 
-def write_csv(path, command, pieces, rows):
+def write_csv(path, command, pieces, durations, rows):
     with open(path, "w", newline="") as f:
         f.write(f"# command: {command}\n")
         for seeds, wall in pieces:
             f.write(f"# piece: seeds {' '.join(map(str, sorted(seeds)))}, wall time {wall:.0f} s\n")
+        for (seed, variant), seconds in sorted(durations.items(), key=lambda d: (d[0][0], list(NAMES).index(d[0][1]))):
+            f.write(f"# run: seed {seed}, variant {variant}, {seconds:.1f} s\n")
         writer = csv.DictWriter(f, COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(rows)  # floats as repr: read back bit for bit
 
 
-def read_extra(spec):
-    """--extra PATH[:LABEL]: ({phase: (steps, returns)} per run, label)."""
+def check_curves(rows, origin):
+    """Refuse curves the table cannot be computed from, naming seed and method: a non-finite value (a diverged run),
+    a seed without a curve of some variant or with another number of evaluations than the others (unequal lengths
+    would pair seeds wrongly or fail in the arithmetic). origin(seed): where that seed's curves come from."""
+    for r in rows:
+        for key in ("return", *EXTRA_TAGS):
+            if key in r and not math.isfinite(r[key]):
+                fail(f"seed {r['seed']}, {method(r['variant'])}: eval/{key} is {r[key]} at step {r['step']} "
+                     f"(a diverged run?), in {origin(r['seed'])}; nothing was written")
+    seeds = sorted({r["seed"] for r in rows})
+    if not any(r["variant"] == "phase1" for r in rows):  # the figure draws both phases
+        fail(f"{origin(seeds[0])} has no Phase I curve (variant phase1)")
+    if all(r["variant"] == "phase1" for r in rows):
+        fail(f"{origin(seeds[0])} has no Phase II curve")
+    for v in ["phase1", *NAMES]:
+        steps = {s: [r["step"] for r in rows if r["seed"] == s and r["variant"] == v] for s in seeds}
+        if not any(steps.values()):
+            continue
+        first = seeds[0] if steps[seeds[0]] else next(s for s in seeds if steps[s])
+        for s in seeds:
+            if steps[s] != steps[first]:
+                fail(f"seed {s}, {method(v)}: {len(steps[s])} evaluations where seed {first} has "
+                     f"{len(steps[first])} (curves of unequal length), in {origin(s)}")
+
+
+# ---- your own runs (--extra) ----------------------------------------------------------------------------------------
+
+
+def command_settings(command):
+    """The script and the settings of a figure's command: `maddpg_dvm.py --n-agents 2 --no-phase2-learning` ->
+    ("maddpg_dvm.py", {"n_agents": "2", "phase2_learning": False}); a switch is True or False, a value its text."""
+    script, *tokens = command.split()
+    settings, i = {}, 0
+    while i < len(tokens):
+        key, has_value, value = tokens[i].removeprefix("--").partition("=")
+        if not has_value and i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            value, i = tokens[i + 1], i + 1
+        key, i = key.replace("-", "_"), i + 1
+        if not has_value and value == "":  # a switch: --flag or --no-flag
+            key, value = (key[3:], False) if key.startswith("no_") else (key, True)
+        settings[key] = value
+    return script, settings
+
+
+def same_setting(saved, given):
+    """Whether a run's config value is the value the figure's command gives (a switch's True/False, or text)."""
+    if isinstance(saved, bool) or isinstance(given, bool):
+        return saved is given
+    if isinstance(saved, (int, float)):
+        try:
+            return float(given) == saved  # "1e-3" is 0.001, "20_000" is 20000
+        except ValueError:
+            return False
+    return str(saved) == given
+
+
+def read_extra_run(run_dir, command):
+    """{phase: (steps, returns)} of one --extra run, refused unless it finished as a run of the figure's script with
+    the figure's settings and did not diverge."""
+    reader = f"--extra {run_dir}"
+    if not os.path.exists(os.path.join(run_dir, "phase2.pt")):
+        fail(f"{reader}: no phase2.pt, the run has not finished")
+    script, settings = command_settings(command)
+    checkpoint = read_checkpoint(os.path.join(run_dir, "phase2.pt"), ("maddpg_dvm", "masac_dvm"), ("phase2",), reader)
+    if f"{checkpoint['algorithm']}.py" != script:
+        fail(f"{reader} is a run of {checkpoint['algorithm']}.py, the figure one of {script}")
+    config = checkpoint["config"]
+    mismatched = [f"{key}={config.get(key, '(none)')} (the figure: {given})" for key, given in settings.items()
+                  if key not in FREE_SETTINGS and not same_setting(config.get(key), given)]
+    if mismatched:
+        fail(f"{reader} was run with another configuration than the figure ({command}): " + ", ".join(mismatched))
+    rows = read_run(run_dir)
+    for r in rows:
+        if not math.isfinite(r["return"]):
+            fail(f"{reader}: eval/return is {r['return']} at step {r['step']} (a diverged run)")
+    return {ph: tuple(np.array([r[k] for r in rows if r["phase"] == ph]) for k in ("step", "return")) for ph in (1, 2)}
+
+
+def read_extra(spec, command):
+    """--extra PATH[:LABEL]: ({phase: (steps, returns)} per run, label); runs of unequal length are refused (a run
+    branched from a Phase I checkpoint has no Phase I curve of its own, so Phase I is compared where there is one)."""
     path, _, label = spec.partition(":")
     dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join(path, "**", "events.out.tfevents.*"), recursive=True)})
     if not dirs:
-        sys.exit(f"--extra {path}: no TensorBoard events file in or under it")
-    runs = []
-    for d in dirs:
-        rows = read_run(d)
-        runs.append({ph: tuple(np.array([r[k] for r in rows if r["phase"] == ph]) for k in ("step", "return"))
-                     for ph in (1, 2)})
+        fail(f"--extra {path}: no TensorBoard events file in or under it")
+    runs = [read_extra_run(d, command) for d in dirs]
+    for ph, name in ((1, "Phase I"), (2, "Phase II")):
+        lengths = [(d, r[ph][0]) for d, r in zip(dirs, runs) if len(r[ph][0]) or ph == 2]
+        for d, steps in lengths[1:]:
+            if not np.array_equal(steps, lengths[0][1]):
+                fail(f"--extra {path}: runs of unequal length: {d} has {len(steps)} {name} evaluations, "
+                     f"{lengths[0][0]} has {len(lengths[0][1])}")
     return runs, label or os.path.basename(os.path.normpath(path))
+
+
+# ---- the table ------------------------------------------------------------------------------------------------------
 
 
 def final_window(steps):
@@ -183,58 +405,41 @@ def curve_array(rows, key="return"):
     return steps, np.array([[r.get(key, np.nan) for r in rows if r["seed"] == s] for s in seeds])
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("fig")
-    parser.add_argument("--extra", action="append", default=[], metavar="PATH[:LABEL]",
-                        help="draw your own run folder(s) over the figure, with a table row")
-    cli = parser.parse_args()
-    fig_name = cli.fig
-    root = os.path.join(OUT, "runs", fig_name)
-    csv_path = os.path.join(OUT, "results", f"{fig_name}.csv")
-    command, pieces, rows, started = None, [], [], 0
-    if os.path.exists(csv_path):
-        command, pieces, rows = read_csv(csv_path)
-    if os.path.isdir(root):
-        new_rows, started, new_command, wall = rows_from_runs(root)
-        if command is not None and new_command != command:
-            sys.exit(f"{root} holds runs of another command than {csv_path}:\n  {new_command}\n  {command}\n"
-                     f"move one of them away to draw the other")
-        command, new_seeds = new_command, {r["seed"] for r in new_rows}
-        if new_seeds:  # the runs' seeds replace the committed ones, and so does their wall time
-            rows = [r for r in rows if r["seed"] not in new_seeds] + new_rows
-            pieces = [p for p in pieces if not p[0] <= new_seeds] + [(new_seeds, wall)]
-        finished = len(new_seeds)
-        if finished < started:
-            print(f"{fig_name}: {finished} of {started} seeds have finished all of their runs; drawing those")
-    if not rows:
-        sys.exit(f"no curves for {fig_name}: neither a finished seed in {root} nor {csv_path}")
-    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
-    rows.sort(key=lambda r: (r["seed"], list(NAMES).index(r["variant"]) if r["variant"] in NAMES else -1, r["step"]))
-    write_csv(csv_path, command, pieces, rows)
-    _, pieces, rows = read_csv(csv_path)  # what follows sees exactly what a reader of the CSV sees
+def variant_stats(rows):
+    """The table's numbers of one variant's curves, and (steps, curves) to draw."""
+    steps, curves = curve_array(rows)
+    auc, final = auc_and_final(steps, curves)
+    per_target = {k: np.nanmean(curves_k[:, final_window(steps)], axis=1) for k in TARGETS
+                  if any(f"return_target{k}" in r for r in rows)
+                  for curves_k in [curve_array(rows, f"return_target{k}")[1]]}
+    early = steps <= steps[0] + 5000  # where the post-DVM drop happens, when it does
+    return dict(steps=steps, curves=curves, auc=auc, final=final, per_target=per_target, start=curves[:, 0],
+                low=curves.mean(0)[early].min())
 
-    seeds = sorted({r["seed"] for r in rows})
-    n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
-    variants = [v for v in NAMES if any(r["variant"] == v for r in rows)]
-    by_variant = {v: [r for r in rows if r["variant"] == v] for v in ["phase1", *variants]}
+
+def cost_text(pieces, durations, runs):
+    """The figure's cost: core-minutes, the sum of its runs' own durations, where every run has one (a wall time
+    depends on what else ran beside); else, for curves committed before runs kept their durations, the wall time."""
+    if runs and all(run in durations for run in runs):
+        text = f"{sum(durations[run] for run in runs) / 60:.0f} core-minutes"
+    else:
+        wall = sum(w for _, w in pieces)
+        text = "wall time " + ("?" if np.isnan(wall) else f"{wall / 60:.0f} min")
+    return text + (f" in {len(pieces)} pieces" if len(pieces) > 1 else "")
+
+
+def draw(fig_name, n_seeds, phase1, stats, extras):
+    """The figure as images/FIG.png: mean +- 1/2 std over seeds per variant, Phase I in black, the DVM step marked,
+    --extra runs dashed in orange."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    steps1, phase1 = curve_array(by_variant["phase1"])
-    ax.plot(steps1, phase1.mean(0), color="black", lw=1.5, label="Phase I")
-    ax.fill_between(steps1, phase1.mean(0) - phase1.std(0) / 2, phase1.mean(0) + phase1.std(0) / 2, color="black", alpha=0.15)
-    stats = {}
-    for v in variants:
-        steps, curves = curve_array(by_variant[v])
-        mean, std = curves.mean(0), curves.std(0)
-        ax.plot(steps, mean, color=COLOURS[v], lw=1.5, label=NAMES[v])
-        ax.fill_between(steps, mean - std / 2, mean + std / 2, color=COLOURS[v], alpha=0.2)
-        auc, final = auc_and_final(steps, curves)
-        per_target = {k: np.nanmean(curves_k[:, final_window(steps)], axis=1) for k in TARGETS
-                      if any(f"return_target{k}" in r for r in by_variant[v])
-                      for curves_k in [curve_array(by_variant[v], f"return_target{k}")[1]]}
-        early = steps <= steps[0] + 5000  # where the post-DVM drop happens, when it does
-        stats[v] = dict(auc=auc, final=final, per_target=per_target, start=curves[:, 0], low=mean[early].min())
-    extras = [read_extra(spec) for spec in cli.extra]
+    steps1, curves1 = phase1
+    ax.plot(steps1, curves1.mean(0), color="black", lw=1.5, label="Phase I")
+    ax.fill_between(steps1, curves1.mean(0) - curves1.std(0) / 2, curves1.mean(0) + curves1.std(0) / 2, color="black",
+                    alpha=0.15)
+    for v, s in stats.items():
+        mean, std = s["curves"].mean(0), s["curves"].std(0)
+        ax.plot(s["steps"], mean, color=COLOURS[v], lw=1.5, label=NAMES[v])
+        ax.fill_between(s["steps"], mean - std / 2, mean + std / 2, color=COLOURS[v], alpha=0.2)
     for (runs, label), style in zip(extras, ("--", ":", "-.")):
         for ph in (1, 2):  # a run branched from a Phase I checkpoint has no Phase I curve of its own
             steps = [r[ph][0] for r in runs if len(r[ph][0])]
@@ -253,15 +458,15 @@ if __name__ == "__main__":
     os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
     fig.savefig(os.path.join(OUT, "images", f"{fig_name}.png"), dpi=110)
 
+
+def table(fig_name, n_seeds, unfinished, cost, phase1_rows, seeds, stats, extras):
+    """The lines of results/FIG.md."""
     rng = np.random.default_rng(0)
-    wall = sum(w for _, w in pieces)
-    wall_text = "?" if np.isnan(wall) else f"{wall / 60:.0f} min" + (f" in {len(pieces)} pieces" if len(pieces) > 1 else "")
-    unfinished = f" (of {started} started; the others had not finished)" if started > len(seeds) else ""
-    phase1_end = phase1[:, -1]
-    team_ends = {k: curve_array(by_variant["phase1"], f"return_team{k}")[1][:, -1] for k in TEAMS
-                 if f"return_team{k}" in by_variant["phase1"][0]}  # push box: team A on Task I, team B on Task II
+    phase1_end = curve_array(phase1_rows)[1][:, -1]
+    team_ends = {k: curve_array(phase1_rows, f"return_team{k}")[1][:, -1] for k in TEAMS
+                 if f"return_team{k}" in phase1_rows[0]}  # push box: team A on Task I, team B on Task II
     lines = [f"### {title(fig_name)}", "",
-             f"{n_seeds}{unfinished}, wall time {wall_text}; per-seed curves in `results/{fig_name}.csv`. "
+             f"{n_seeds}{unfinished}, {cost}; per-seed curves in `results/{fig_name}.csv`. "
              f"![{fig_name}](images/{fig_name}.png)", "",
              f"End of Phase I: {phase1_end.mean():.2f} ± {phase1_end.std():.2f}"
              + "".join(f"; {TEAMS[k]} {x.mean():.2f} ± {x.std():.2f}" for k, x in team_ends.items()) + "."
@@ -271,13 +476,12 @@ if __name__ == "__main__":
              "| method | right after DVM | lowest, first 5k steps | Phase II AUC (mean return) | final return | "
              "DVM minus method, AUC (95 % CI) | DVM minus method, final (95 % CI) |",
              "|---|---|---|---|---|---|---|"]
-    for v in variants:
-        row = f"| {NAMES[v]} | {stats[v]['start'].mean():.2f} ± {stats[v]['start'].std():.2f} | {stats[v]['low']:.2f} | " \
-              f"{stats[v]['auc'].mean():.2f} ± {stats[v]['auc'].std():.2f} | " \
-              f"{stats[v]['final'].mean():.2f} ± {stats[v]['final'].std():.2f} |"
+    for v, s in stats.items():
+        row = f"| {NAMES[v]} | {s['start'].mean():.2f} ± {s['start'].std():.2f} | {s['low']:.2f} | " \
+              f"{s['auc'].mean():.2f} ± {s['auc'].std():.2f} | {s['final'].mean():.2f} ± {s['final'].std():.2f} |"
         if v != "dvm" and "dvm" in stats:
-            for key in ("auc", "final"):
-                diffs = stats["dvm"][key] - stats[v][key]
+            for key in ("auc", "final"):  # paired over seeds: the seeds share their Phase I
+                diffs = stats["dvm"][key] - s[key]
                 lo, hi = bootstrap_ci(diffs, rng)
                 row += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
         else:
@@ -287,12 +491,74 @@ if __name__ == "__main__":
         auc, final = np.array([[x[0] for x in auc_and_final(r[2][0], r[2][1][None])] for r in runs]).T
         lines.append(f"| {label} (--extra, {len(runs)} runs) | | | {auc.mean():.2f} ± {auc.std():.2f} | "
                      f"{final.mean():.2f} ± {final.std():.2f} | | |")
-    if any(stats[v]["per_target"] for v in variants):
-        lines += ["", "| method | " + " | ".join(f"final, target {TARGETS[k]}" for k in sorted(stats[variants[0]]["per_target"])) + " |",
-                  "|---|" + "---|" * len(stats[variants[0]]["per_target"])]
-        for v in variants:
-            lines.append(f"| {NAMES[v]} | " + " | ".join(f"{x.mean():.2f} ± {x.std():.2f}"
-                                                       for x in stats[v]["per_target"].values()) + " |")
+    first = next(iter(stats.values()))
+    if any(s["per_target"] for s in stats.values()):
+        lines += ["", "| method | " + " | ".join(f"final, target {TARGETS[k]}" for k in sorted(first["per_target"])) + " |",
+                  "|---|" + "---|" * len(first["per_target"])]
+        for v, s in stats.items():
+            lines.append(f"| {NAMES[v]} | " + " | ".join(f"{x.mean():.2f} ± {x.std():.2f}" for x in s["per_target"].values())
+                         + " |")
+    return lines
+
+
+# ---- the figure -----------------------------------------------------------------------------------------------------
+
+
+def gather(fig_name):
+    """(command, pieces, durations, rows, seeds started, origin(seed)) of a figure: its committed curves merged with
+    its finished runs, checked; nothing written."""
+    root = os.path.join(OUT, "runs", fig_name)
+    csv_path = os.path.join(OUT, "results", f"{fig_name}.csv")
+    command, pieces, durations, rows, started, new_seeds = None, [], {}, [], 0, set()
+    if os.path.exists(csv_path):
+        command, pieces, durations, rows = read_csv(csv_path)
+    if os.path.isdir(root):
+        new_rows, new_durations, started, new_command, wall = rows_from_runs(root)
+        if command is not None and new_command != command:
+            fail(f"{root} holds runs of another command ({new_command}) than {csv_path} ({command}); move one of them "
+                 f"away to draw the other")
+        command, new_seeds = new_command, {r["seed"] for r in new_rows}
+        if new_seeds:  # the runs' seeds replace the committed ones, and so do their wall time and durations
+            rows = [r for r in rows if r["seed"] not in new_seeds] + new_rows
+            pieces = [p for p in pieces if not p[0] <= new_seeds] + [(new_seeds, wall)]
+            durations = {k: s for k, s in durations.items() if k[0] not in new_seeds} | new_durations
+        if len(new_seeds) < started:
+            print(f"{fig_name}: {len(new_seeds)} of {started} seeds have finished all of their runs; drawing those")
+    if not rows:
+        fail(f"no curves for {fig_name}: neither a finished seed in {root} nor {csv_path}")
+    return command, pieces, durations, rows, started, lambda seed: root if seed in new_seeds else csv_path
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("fig")
+    parser.add_argument("--extra", action="append", default=[], metavar="PATH[:LABEL]",
+                        help="draw your own run folder(s) over the figure, with a table row")
+    cli = parser.parse_args()
+    fig_name = cli.fig
+    command, pieces, durations, rows, started, origin = gather(fig_name)
+    check_curves(rows, origin)
+    extras = [read_extra(spec, command) for spec in cli.extra]  # refused, too, before anything is written
+
+    csv_path = os.path.join(OUT, "results", f"{fig_name}.csv")
+    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
+    rows.sort(key=lambda r: (r["seed"], list(NAMES).index(r["variant"]) if r["variant"] in NAMES else -1, r["step"]))
+    write_csv(csv_path, command, pieces, durations, rows)
+    _, pieces, durations, rows = read_csv(csv_path)  # what follows sees exactly what a reader of the CSV sees
+
+    seeds = sorted({r["seed"] for r in rows})
+    n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
+    variants = [v for v in NAMES if any(r["variant"] == v for r in rows)]
+    phase1_rows = [r for r in rows if r["variant"] == "phase1"]
+    stats = {v: variant_stats([r for r in rows if r["variant"] == v]) for v in variants}
+    draw(fig_name, n_seeds, curve_array(phase1_rows), stats, extras)
+    runs = {(r["seed"], r["variant"]) for r in rows if r["variant"] != "phase1"}
+    unfinished = f" (of {started} started; the others had not finished)" if started > len(seeds) else ""
+    lines = table(fig_name, n_seeds, unfinished, cost_text(pieces, durations, runs), phase1_rows, seeds, stats, extras)
     with open(os.path.join(OUT, "results", f"{fig_name}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

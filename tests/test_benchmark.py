@@ -167,49 +167,6 @@ def test_scripted_pushers_cooperation_pays_only_together_under_the_literal_rule(
     assert mean["both", 1] == mean["both", 0] < mean["both", 2] - 0.5
 
 
-def test_push_box_figure_keeps_team_and_target_curves_in_its_csv(tmp_path):
-    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="1", JOBS="2")
-    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "box", "maddpg_dvm.py", "--variants", "none", "dvm",
-           "--", *TINY, "--domain", "push_box", "--eval-episodes", "12"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    table = (tmp_path / "results" / "box.md").read_text()
-    assert "team A, Task I" in table and "Per seed (team A / team B): 1: " in table and "final, target up (new)" in table
-    header, *rows = (tmp_path / "results" / "box.csv").read_text().splitlines()[2:]
-    columns = header.split(",")
-    for row in rows:
-        values = dict(zip(columns, row.split(",")))
-        assert (values["return_team0"] != "") == (values["phase"] == "1")  # team returns in Phase I only
-        assert values["return_target0"] == "" or values["phase"] == "2"
-    (tmp_path / "runs" / "box").rename(tmp_path / "elsewhere")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "box"], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "results" / "box.md").read_text() == table
-
-
-def test_table_numbers_of_hand_made_curves(tmp_path):
-    """plot.py's arithmetic on curves whose numbers are known: two seeds, No DVM flat at -10, DVM at -6 with a dip
-    one evaluation after the DVM step (-12 and -14) that the 'lowest, first 5k steps' column must show."""
-    (tmp_path / "results").mkdir()
-    lines = ["# command: maddpg_dvm.py --made-by-hand", "# piece: seeds 1 2, wall time 120 s",
-             "seed,variant,step,phase,return,return_team0,return_team1,return_target0,return_target1,return_target2"]
-    for seed, dip in ((1, -12), (2, -14)):
-        lines += [f"{seed},phase1,{step},1,{r},,,,," for step, r in ((0, -10), (1000, -8), (2000, -6))]
-        lines += [f"{seed},none,{step},2,-10,,,,," for step in range(2000, 13000, 1000)]
-        lines += [f"{seed},dvm,{step},2,{dip if step == 3000 else -6},,,,," for step in range(2000, 13000, 1000)]
-    (tmp_path / "results" / "hand.csv").write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "hand"], capture_output=True,
-                          text=True, cwd=ROOT, env=dict(os.environ, BENCHMARK_OUT=str(tmp_path)), timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    table = (tmp_path / "results" / "hand.md").read_text()
-    assert "2 seeds, wall time 2 min" in table and "End of Phase I: -6.00 ± 0.00." in table
-    # AUC of DVM: (two segments at the mean of the dip and -6, eight at -6) / 10 = -6.6 and -6.8; final: last 10 % = -6
-    assert "| No DVM | -10.00 ± 0.00 | -10.00 | -10.00 ± 0.00 | -10.00 ± 0.00 | +3.30 [+3.20, +3.40] | " \
-           "+4.00 [+4.00, +4.00] |" in table
-    assert "| DVM | -6.00 ± 0.00 | -13.00 | -6.70 ± 0.10 | -6.00 ± 0.00 | | |" in table
-
-
 def test_cluster_path_runs_resumes_and_reports_a_failed_job(tmp_path):
     # submitit's in-process executor stands in for Slurm: the same jobs, pickled and run by submitit
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="2", CLUSTER="debug")

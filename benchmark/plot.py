@@ -355,6 +355,8 @@ def read_extra_run(run_dir, command):
     if mismatched:
         fail(f"{reader} was run with another configuration than the figure ({command}): " + ", ".join(mismatched))
     rows = read_run(run_dir)
+    if not any(r["phase"] == 2 for r in rows):  # (a finished run has; the table's row is of Phase II)
+        fail(f"{reader}: its event file has no Phase II evaluation")
     for r in rows:
         if not math.isfinite(r["return"]):
             fail(f"{reader}: eval/return is {r['return']} at step {r['step']} (a diverged run)")

@@ -10,23 +10,30 @@ branches from Fig. 6's Phase I), and takes FIG0's DVM step of its mode and seed 
 `--dvm-checkpoint`), so that only Phase II runs: a figure that varies Phase II settings (`fig4c_lr1e-3.sh`) saves
 the value matching, minutes per run with 4 agents, and its Phase II starts exactly as FIG0's. The scripts refuse a
 `dvm.pt` made with other DVM settings; `--dvm-again` runs the DVM step again instead. Each run uses one torch thread.
+run.py sets each run's --seed, --run-name, --runs-dir, --threads, checkpoints and its variant's flags itself, and
+refuses them among the flags after `--`.
 
 Where the runs go (`--cluster` or `CLUSTER`):
 - local (default): `JOBS` runs (default: the number of cores) side by side on this machine, seed by seed.
 - slurm: one Slurm job per seed, submitted through submitit: the job trains the seed's Phase I, then runs its
-  branches side by side on its CPUs (default: one per branch), so a figure takes the time of its slowest seed.
-  One job per seed rather than per run keeps a seed's Phase I checkpoint and branches together without job
-  dependencies, and costs one queue wait per seed. run.py waits for every job, then draws the figure.
+  branches side by side on its CPUs (default: one per branch, at most a node's), so a figure takes the time of its
+  slowest seed. One job per seed rather than per run keeps a seed's Phase I checkpoint and branches together without
+  job dependencies, and costs one queue wait per seed. run.py waits for every job, then draws the figure.
 - debug: submitit's in-process executor, the Slurm path without Slurm (the tests use it).
 
 `SEEDS` sets the seeds: a count (`SEEDS=3`: seeds 1-3; default 10), or the seeds themselves (`SEEDS="8 9 10"`,
 `SEEDS=8-10`; one seed: `SEEDS=8-8`), which is how a figure is finished in pieces: plot.py merges the new seeds'
-curves with the ones committed in results/FIG.csv. Logs go to benchmark/runs/FIG/seedS/VARIANT/stdout.txt, then the
-plot script (plot.py; fig8.py for Fig. 8) draws the figure. `BENCHMARK_OUT` moves runs/, images/ and results/.
+curves with the ones committed in results/FIG.csv. Logs go to benchmark/runs/FIG/seedS/VARIANT/stdout.txt, the run's
+own duration to seconds.txt beside it, then the plot script (plot.py; fig8.py for Fig. 8) draws the figure.
+`BENCHMARK_OUT` moves runs/, images/ and results/.
 
 An interrupted figure resumes, here or on a cluster: running the script again skips every run that finished (its
 `phase2.pt` exists; a seed whose runs all finished is not even submitted), and starts over every run that was cut
-off (the scripts write checkpoints atomically, so a run killed by a stop or a scheduler's time limit leaves none).
+off (the scripts write checkpoints atomically, so a run killed by a stop or a scheduler's time limit leaves none; its
+folder is cleared first). A run in progress holds a lock on its folder (RUN/.lock), so a second invocation of the
+same figure (a piece started twice, two terminals) waits for it instead of starting it beside it. Ctrl-C or SIGTERM
+stops this invocation's runs. On a cluster the jobs outlive run.py: each seed's job id is kept in
+runs/FIG/seedS/slurm_job.txt, and a seed whose job is still pending or running is waited for, not submitted again.
 runs/FIG/wall_time.txt, kept up to date after every run, adds up the wall time of all invocations (of pieces run
 at the same time, too). A failed run is reported with the path of its log and the others go on; the figure is drawn
 from the seeds that finished, and run.py exits non-zero. Delete runs/FIG to start over.
@@ -35,6 +42,9 @@ import argparse
 import fcntl
 import glob
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,6 +66,48 @@ VARIANTS = {
     "dvm_it256": ["--dvm-mode", "dvm", "--dvm-iterations", "256"],
     "dvm_it1024": ["--dvm-mode", "dvm", "--dvm-iterations", "1024"],
 }
+# the flags job() gives every run itself: given after `--` as well, the script would take the later one, and every
+# "seed" would be one seed, a "No DVM" row a DVM run, or two runs one folder
+PER_RUN_FLAGS = ("--seed", "--run-name", "--runs-dir", "--phase1-checkpoint", "--dvm-checkpoint", "--threads")
+# Slurm states of a job that has not ended (its processes may still run and write into its runs' folders)
+ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
+          "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+POLL = 5  # seconds between two looks at the Slurm jobs
+
+# SIGINT/SIGTERM: STOPPED gets the signal's number, and every training process in RUNNING is terminated; no run starts
+# after it. (Plain list and set rather than threading objects: submitit pickles job() and its globals for a Slurm job.)
+STOPPED, RUNNING = [], set()
+
+
+class Interrupted(BaseException):
+    """Raised once SIGINT/SIGTERM came; a BaseException so that no `except Exception` counts it as a failed run."""
+
+
+def stop_runs(signum, frame):
+    """The handler of SIGINT and SIGTERM: pass the signal on to the training processes, then stop. job() waits for
+    each of them (no orphan keeps writing into a folder that a re-run clears); a second signal is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    STOPPED.append(signum)
+    for proc in list(RUNNING):
+        proc.terminate()
+    raise Interrupted
+
+
+def flag_name(token):
+    """"--dvm_mode=x" -> "dvm-mode"; "--no-phase2-learning" -> "phase2-learning" (tyro's spellings of one flag)."""
+    name = token[2:].split("=", 1)[0].replace("_", "-")
+    return name[3:] if name.startswith("no-") else name
+
+
+def refuse_per_run_flags(flags, variants):
+    """Exits naming the first flag after `--` that run.py sets per run (itself, or through a variant)."""
+    owners = {flag_name(f): "run.py sets it for every run" for f in PER_RUN_FLAGS}
+    for variant in variants:
+        owners.update({flag_name(f): f"the variant {variant} sets it" for f in VARIANTS[variant] if f.startswith("--")})
+    for token in flags:
+        if token.startswith("--") and flag_name(token) in owners:
+            sys.exit(f"{token.split('=')[0]} after --: {owners[flag_name(token)]}; leave it out of the flags after --")
 
 
 def add_wall_time(wall_file, seconds):
@@ -90,16 +142,80 @@ def parse_seeds(text):
     return seeds
 
 
+def parse_jobs(text):
+    """JOBS: how many runs go side by side here, a positive integer."""
+    if not text.strip().isdigit() or int(text) < 1:
+        sys.exit(f"JOBS={text!r}: give the number of runs to run side by side, a positive integer")
+    return int(text)
+
+
+def finished(run_dir):
+    return os.path.exists(os.path.join(run_dir, "phase2.pt"))
+
+
+def clear_cut_off(run_dir):
+    """Removes what a cut-off run left (events file, checkpoints, a checkpoint's temporary file, videos, duration): the
+    plot would read its curve along with the new one, and the scripts refuse a folder that holds another run's files.
+    stdout.txt is written over."""
+    for name in os.listdir(run_dir):
+        path = os.path.join(run_dir, name)
+        if name == "videos" and os.path.isdir(path):
+            shutil.rmtree(path)
+        elif name.startswith("events.out.tfevents.") or ".pt" in name or name == "seconds.txt":
+            os.remove(path)
+
+
+def lock_run(lock, seed, variant):
+    """Takes the run's lock; "waited" if another invocation held it (its run then ended), after a line saying so.
+    Polled rather than blocking, so that a signal stops the wait."""
+    said = False
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return "waited" if said else "locked"
+        except BlockingIOError:
+            if STOPPED:
+                raise Interrupted from None
+            if not said:
+                lock.seek(0)
+                holder = lock.read().strip() or "another invocation"
+                print(f"  seed {seed} {variant}: running in another invocation ({holder}); waiting for it", flush=True)
+                said = True
+            time.sleep(1)
+
+
+def train(cmd, log, lock):
+    """Runs one training process, its output in log; returns its exit code. It inherits the run's lock, so the run stays
+    marked as in progress as long as the process lives, even if run.py itself was killed."""
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, pass_fds=(lock.fileno(),))
+    RUNNING.add(proc)
+    try:
+        if STOPPED:  # the signal came while it started
+            proc.terminate()
+        return proc.wait()
+    finally:
+        if proc.returncode is None:  # the signal interrupted this very wait (the handler ran in this thread)
+            proc.terminate()
+            proc.wait()
+        RUNNING.discard(proc)
+
+
 def job(script, out, seed, variant, flags, checkpoint=None, dvm_from=None):
-    """One training run, benchmark/runs/FIG/seedS/VARIANT/; "skipped" if it finished before, else "done".
+    """One training run, benchmark/runs/FIG/seedS/VARIANT/: "done", or "skipped" if it finished before (here or in
+    another invocation that this one waited for).
 
     dvm_from: the runs of another figure, whose DVM step of this seed and mode the run takes, where there is one.
 
     Raises RuntimeError naming the run's log if the script fails. A run cut off earlier (by a stop or a scheduler's
-    time limit) has no phase2.pt, since the scripts write checkpoints atomically, and starts over.
+    time limit) has no phase2.pt, since the scripts write checkpoints atomically: its folder is cleared and it starts
+    over. Raises Interrupted after SIGINT/SIGTERM.
     """
+    if STOPPED:
+        raise Interrupted
     run_name = f"seed{seed}/{variant}"
-    if os.path.exists(os.path.join(out, run_name, "phase2.pt")):  # finished in an earlier invocation
+    run_dir = os.path.join(out, run_name)
+    if finished(run_dir):  # finished in an earlier invocation
         return "skipped"
     cmd = [sys.executable, os.path.join(ROOT, script), "--seed", str(seed), "--threads", "1", "--runs-dir", out,
            "--run-name", run_name, *VARIANTS[variant], *flags]
@@ -109,25 +225,40 @@ def job(script, out, seed, variant, flags, checkpoint=None, dvm_from=None):
     saved_dvm = os.path.join(dvm_from, f"seed{seed}", mode, "dvm.pt") if dvm_from else None
     if saved_dvm and mode != "none" and os.path.exists(saved_dvm):
         cmd += ["--dvm-checkpoint", saved_dvm]
-    os.makedirs(os.path.join(out, run_name), exist_ok=True)
-    for stale in glob.glob(os.path.join(out, run_name, "events.out.tfevents.*")):  # of a run cut off earlier:
-        os.remove(stale)  # the plot would read its curve along with the new one
-    log = os.path.join(out, run_name, "stdout.txt")
-    with open(log, "w") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT).returncode
-    if code != 0:
-        raise RuntimeError(f"seed {seed} {variant} failed (exit {code}); see {log}")
+    os.makedirs(run_dir, exist_ok=True)
+    log = os.path.join(run_dir, "stdout.txt")
+    with open(os.path.join(run_dir, ".lock"), "a+") as lock:
+        waited = lock_run(lock, seed, variant) == "waited"
+        if finished(run_dir):  # by the invocation waited for, or one that finished right before this one looked
+            return "skipped"
+        if waited:
+            raise RuntimeError(f"seed {seed} {variant}: its run in another invocation ended unfinished; see {log}")
+        clear_cut_off(run_dir)
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")  # for the line of an invocation that waits
+        lock.flush()
+        start = time.time()
+        code = train(cmd, log, lock)
+        if STOPPED:
+            raise Interrupted
+        if code != 0:
+            raise RuntimeError(f"seed {seed} {variant} failed (exit {code}); see {log}")
+        with open(os.path.join(run_dir, "seconds.txt"), "w") as f:  # its own duration: a figure's cost adds these up
+            f.write(f"{time.time() - start:.1f}\n")
     return "done"
 
 
 def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, report=None, dvm_from=None):
     """Every run of one seed: its Phase I (inside the run of variant `first`; None when `checkpoint` comes from
     another figure), then the variants in `rest` from that checkpoint, `parallel` at a time. The unit of work of
-    both the local runner and a Slurm job. Returns the failures; a failed run does not stop the others, but a failed
-    Phase I leaves its seed's branches unrun. `report(seed, variant, status, seconds)` is called after each run;
-    `dvm_from` goes to job().
+    both the local runner and a Slurm job. Returns ({variant: (status, seconds)}, failures); a failed run does not
+    stop the others, but a failed Phase I leaves its seed's branches unrun. `report(seed, variant, status, seconds)`
+    is called after each run; `dvm_from` goes to job().
     """
-    failures = []
+    if threading.current_thread() is threading.main_thread():  # a Slurm job: scancel stops its runs
+        signal.signal(signal.SIGTERM, stop_runs)
+        signal.signal(signal.SIGINT, stop_runs)
+    statuses, failures = {}, []
 
     def one(variant, checkpoint=None):
         start = time.time()
@@ -136,18 +267,23 @@ def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, repo
         except Exception as e:  # noqa: BLE001 (a run that cannot even start is a failure like any other)
             failures.append(str(e))
             status = "failed"
+        statuses[variant] = (status, time.time() - start)
         if report:
             report(seed, variant, status, time.time() - start)
         return status
 
     if first and one(first) == "failed":
         for variant in rest:  # counted as failed too, so that the progress lines add up
+            statuses[variant] = ("failed", 0.0)
             if report:
                 report(seed, variant, "failed")
-        return failures + [f"seed {seed} {' '.join(rest)}: not run, their Phase I failed"]
+        return statuses, failures + [f"seed {seed} {' '.join(rest)}: not run, their Phase I failed"]
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda v: one(v, checkpoint), rest))
-    return failures
+    return statuses, failures
+
+
+# ---- Slurm: what a job asks for, its state, and the job of each seed
 
 
 def slurm_parameters(cli, fig):
@@ -160,7 +296,233 @@ def slurm_parameters(cli, fig):
     return params
 
 
-if __name__ == "__main__":
+def ask(cmd):
+    """A Slurm command's output; None if it failed (no Slurm here, the controller unreachable, a job it forgot)."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def largest_node(partition):
+    """The CPUs of the largest node of the partition (every partition if None), or None where sinfo cannot tell."""
+    sinfo = ask(["sinfo", "-h", "-o", "%c", *(["-p", partition] if partition else [])]) or ""
+    counts = sinfo.replace("+", "").split()  # ("4+": nodes of 4 CPUs and more)
+    return max(int(c) for c in counts) if counts and all(c.isdigit() for c in counts) else None
+
+
+def slurm_state(job_id):
+    """(state, reason) of a Slurm job: squeue's while the job has not ended (reason: why a pending one waits), then
+    sacct's (COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, ...; sacct needs Slurm's accounting,
+    slurmdbd); ("ENDED", None) for a job that left the queue where sacct cannot tell how; (None, None) when Slurm
+    does not answer."""
+    queue = ask(["squeue", "-h", "-j", str(job_id), "-o", "%T|%r"])
+    if queue:
+        state, reason = queue.splitlines()[0].split("|", 1)
+        return state, reason
+    record = ask(["sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State"])
+    if record:
+        return record.split()[0], None  # ("CANCELLED by 0" -> CANCELLED)
+    return ("ENDED", None) if queue == "" else (None, None)
+
+
+def earlier_job(out, seed):
+    """The Slurm job an earlier invocation submitted for this seed, if it has not ended: (job id, submitit folder)."""
+    try:
+        with open(os.path.join(out, f"seed{seed}", "slurm_job.txt")) as f:
+            job_id, folder = f.read().splitlines()[:2]
+    except (OSError, ValueError):
+        return None
+    return (job_id, folder) if slurm_state(job_id)[0] in ACTIVE else None
+
+
+def submit(executor, cli, out, seed, folder, args):
+    """Submits one seed's job and keeps its id in runs/FIG/seedS/slurm_job.txt (a later invocation checks it)."""
+    handle = executor.submit(run_seed, *args)
+    if cli.cluster == "slurm":
+        os.makedirs(os.path.join(out, f"seed{seed}"), exist_ok=True)
+        with open(os.path.join(out, f"seed{seed}", "slurm_job.txt"), "w") as f:
+            f.write(f"{handle.job_id}\n{folder}\n")
+    return handle
+
+
+def sbatch_error(e):
+    """The line of sbatch's complaint in submitit's error."""
+    lines = [line.strip() for line in str(e).splitlines() if "error" in line.lower()]
+    return lines[-1] if lines else f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+def job_outcome(seed, handle, state):
+    """What an ended job of one seed returns: ({variant: (status, seconds)}, failures). A job that died (killed, time
+    limit, out of memory, cancelled) returns nothing: its failure names Slurm's state and the job's log. state None:
+    a debug job, run by handle.result() itself."""
+    if state in ("COMPLETED", None) or os.path.exists(handle.paths.result_pickle):
+        try:
+            return handle.result()
+        except Exception as e:  # noqa: BLE001 (the job's own error, or no result at all)
+            ended = f"ended {state} " if state else ""
+            return {}, [f"seed {seed}: job {handle.job_id} {ended}without its result ({type(e).__name__}); see "
+                        f"{handle.paths.stderr}"]
+    if state == "ENDED":
+        return {}, [f"seed {seed}: Slurm job {handle.job_id} left the queue before its runs finished (sacct, Slurm's "
+                    f"accounting, cannot tell how); see {handle.paths.stderr}"]
+    return {}, [f"seed {seed}: Slurm job {handle.job_id} ended {state} before its runs finished; see "
+                f"{handle.paths.stderr}"]
+
+
+def waiting_hint(reason, params):
+    """Why a pending job may never start, for the reasons that depend on what it asks for."""
+    if any(word in reason for word in ("Config", "Limit", "ReqNodeNotAvail", "BadConstraints")):
+        return (f": it asks for {params['cpus_per_task']} CPUs and {params['mem']} of memory, more than a node of the "
+                "partition offers? (--cpus-per-job, --mem-gb)")
+    return ""
+
+
+class Progress:
+    """The counts of done, skipped and failed runs, one line after each run, and the figure's wall time."""
+
+    def __init__(self, seeds, variants, wall_file):
+        self.total, self.counts = len(seeds) * len(variants), dict(done=0, skipped=0, failed=0)
+        self.wall_file, self.lock = wall_file, threading.Lock()
+        self.start = self.saved = time.time()  # saved: when this invocation last added its time
+
+    def save_wall_time(self):
+        """After every run, so that an interrupted figure keeps the time it took so far."""
+        now = time.time()
+        wall = add_wall_time(self.wall_file, now - self.saved)
+        self.saved = now
+        return wall
+
+    def report(self, seed, variant, status, seconds=None):
+        """One line per finished run: what is done, skipped and left, and the time left at this invocation's pace."""
+        with self.lock:
+            counts = self.counts
+            counts[status] += 1
+            left = self.total - sum(counts.values())
+            pace = (time.time() - self.start) / max(counts["done"], 1)  # per finished run, the runs side by side
+            eta = f", about {pace * left / 60:.0f} min left" if counts["done"] and left else ""
+            took = f" in {seconds:.0f} s" if seconds is not None and status != "skipped" else ""
+            print(f"  seed {seed} {variant}: {status}{took}; {counts['done']} done, {counts['skipped']} skipped, "
+                  f"{counts['failed']} failed, {left} left{eta}", flush=True)
+            self.save_wall_time()
+
+
+def run_local(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress):
+    """Seeds side by side, JOBS runs at a time; a seed's branches too when there are fewer seeds than JOBS."""
+    jobs = parse_jobs(os.environ.get("JOBS", str(os.cpu_count())))
+    print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {' '.join(map(str, seeds))}, {jobs} jobs at a time")
+    parallel, failures = max(1, jobs // len(seeds)), []
+    with ThreadPoolExecutor(min(jobs, len(seeds))) as pool:
+        for _, seed_failures in pool.map(lambda s: run_seed(cli.script, out, s, first, rest, flags, phase1[s], parallel,
+                                                            progress.report, dvm_from), seeds):
+            failures += seed_failures
+    return failures
+
+
+def job_request(cli, branches):
+    """What each job asks for (submitit's parameters), and a note when its CPUs were fitted to the largest node."""
+    params = slurm_parameters(cli, cli.fig)
+    if params["cpus_per_task"]:
+        return params, ""
+    params["cpus_per_task"] = max(1, branches)  # one CPU per branch, but no more than a node has: else it never starts
+    node = largest_node(cli.partition) if cli.cluster == "slurm" else None
+    if node and node < params["cpus_per_task"]:
+        params["cpus_per_task"] = node
+        return params, f", fitted to the largest node; {branches} branches"
+    return params, ""
+
+
+def start_jobs(submitit, executor, cli, out, todo, folder, job_args):
+    """A job for each seed in todo, or the job of an earlier invocation that has not ended (jobs outlive run.py: never
+    a second job for the same runs). Returns ({seed: job}, failures); a refused submission stops the submitting."""
+    handles = {}
+    for s in todo:
+        earlier = earlier_job(out, s) if cli.cluster == "slurm" else None
+        if earlier:
+            print(f"  seed {s}: Slurm job {earlier[0]} of an earlier invocation has not ended; waiting for it",
+                  flush=True)
+            handles[s] = submitit.SlurmJob(folder=earlier[1], job_id=earlier[0])
+            continue
+        try:
+            handles[s] = submit(executor, cli, out, s, folder, job_args(s))
+        except Exception as e:  # noqa: BLE001 (sbatch refused: a bad partition, a limit on jobs, ...)
+            return handles, [f"seeds {' '.join(str(x) for x in todo if x >= s)}: not submitted ({sbatch_error(e)})"]
+    return handles, []
+
+
+def watch_jobs(handles, jobs_left, params, collect):
+    """Looks at the Slurm jobs every POLL seconds until all have ended, calling collect(seed, outcome) for each as it
+    ends; a job pending for 20 s is reported with Slurm's reason (and again when the reason changes)."""
+    said, pending_since = {}, {}
+    while jobs_left:
+        for s, handle in handles.items():
+            if handle.job_id not in jobs_left:
+                continue
+            state, reason = slurm_state(handle.job_id)
+            if state is None:  # Slurm does not answer (a controller restarting): ask again at the next look
+                continue
+            if state not in ACTIVE:
+                collect(s, job_outcome(s, handle, state))
+            elif state == "PENDING" and time.time() - pending_since.setdefault(s, time.time()) > 20 \
+                    and said.get(s) != reason:
+                print(f"  seed {s}: Slurm job {handle.job_id} is pending ({reason}){waiting_hint(reason, params)}",
+                      flush=True)
+                said[s] = reason
+        if jobs_left:
+            time.sleep(POLL)
+
+
+def run_on_cluster(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress, jobs_left):
+    """One Slurm (or debug) job per seed that has runs left; a seed whose job from an earlier invocation has not ended
+    is waited for instead. Returns the failures. jobs_left: the ids of the jobs not ended yet, kept up to date."""
+    import submitit  # only the cluster paths need it
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    folder = cli.log_folder or os.path.join(out, "submitit")
+    params, fitted = job_request(cli, len(rest))
+    with open(os.path.join(out, "sbatch.sh"), "w") as f:  # the batch script of each job, for a look before submitting
+        f.write(_make_sbatch_string(command=f"{sys.executable} -u -m submitit.core._submit {folder}", folder=folder,
+                                    **params))
+    if cli.dry_run:
+        print(f"dry run: nothing submitted; the batch script of each seed's job is {os.path.join(out, 'sbatch.sh')}")
+        sys.exit(0)
+    executor = submitit.DebugExecutor(folder) if cli.cluster == "debug" else submitit.SlurmExecutor(folder)
+    if cli.cluster == "slurm":
+        executor.update_parameters(**params)
+
+    todo = {s: [v for v in cli.variants if not finished(os.path.join(out, f"seed{s}", v))] for s in seeds}
+    todo = {s: variants for s, variants in todo.items() if variants}
+    cpus = f"{params['cpus_per_task']} CPU" + ("s" if params["cpus_per_task"] > 1 else "")
+    print(f"{cli.fig}: {cli.script} {' '.join(flags)}; {len(todo)} of {len(seeds)} seeds to run, one {cli.cluster} "
+          f"job each ({cpus}{fitted}); logs in {folder}", flush=True)
+    for s in seeds:  # the runs that had finished before this invocation
+        for v in cli.variants:
+            if v not in todo.get(s, []):
+                progress.report(s, v, "skipped")
+    handles, failures = start_jobs(submitit, executor, cli, out, todo, folder, lambda s: (
+        cli.script, out, s, first, rest, flags, phase1[s], params["cpus_per_task"], None, dvm_from))
+    jobs_left.update(h.job_id for h in handles.values())
+
+    def collect(s, outcome):
+        """The job's own statuses of its runs (a job that died: done where it wrote phase2.pt), and its failures."""
+        statuses, job_failures = outcome
+        for v in todo[s]:
+            status, seconds = statuses.get(v, ("done" if finished(os.path.join(out, f"seed{s}", v)) else "failed",
+                                               None))
+            progress.report(s, v, status, seconds)
+        failures.extend(job_failures)
+        jobs_left.discard(handles[s].job_id)
+
+    if cli.cluster == "debug":  # in-process: each job runs when its result is asked for
+        for s, handle in handles.items():
+            collect(s, job_outcome(s, handle, None))
+    else:
+        watch_jobs(handles, jobs_left, params, collect)
+    return failures
+
+
+def main():
     parser = argparse.ArgumentParser(epilog="Cluster options also read environment variables: CLUSTER, SLURM_PARTITION, "
                                      "SLURM_TIME_MIN, SLURM_CPUS, SLURM_GPUS, SLURM_MEM_GB, SUBMITIT_FOLDER.")
     parser.add_argument("fig")
@@ -176,13 +538,16 @@ if __name__ == "__main__":
                         help="local: JOBS runs side by side here; slurm: one Slurm job per seed (submitit); "
                              "debug: submitit's in-process executor (tests)")
     parser.add_argument("--partition", default=env("SLURM_PARTITION"), help="Slurm partition (default: the cluster's)")
-    parser.add_argument("--time-min", type=int, default=int(env("SLURM_TIME_MIN", 240)),
-                        help="time limit of one Slurm job (one seed), minutes")
-    parser.add_argument("--cpus-per-job", type=int, default=int(env("SLURM_CPUS", 0)),
-                        help="CPUs of one Slurm job; its branch runs go side by side (default: one per branch)")
-    parser.add_argument("--gpus-per-job", type=int, default=int(env("SLURM_GPUS", 0)),
+    # (string defaults go through `type` too: a bad environment variable is refused like a bad flag)
+    parser.add_argument("--time-min", type=int, default=env("SLURM_TIME_MIN", "240"),
+                        help="time limit of one Slurm job (one seed), minutes; at least 2 (submitit signals a job 90 s "
+                             "before its limit)")
+    parser.add_argument("--cpus-per-job", type=int, default=env("SLURM_CPUS", "0"),
+                        help="CPUs of one Slurm job; its branch runs go side by side (default: one per branch, at most "
+                             "the largest node's)")
+    parser.add_argument("--gpus-per-job", type=int, default=env("SLURM_GPUS", "0"),
                         help="GPUs of one Slurm job; with any, the scripts run with --cuda")
-    parser.add_argument("--mem-gb", type=int, default=int(env("SLURM_MEM_GB", 8)), help="memory of one Slurm job, GB")
+    parser.add_argument("--mem-gb", type=int, default=env("SLURM_MEM_GB", "8"), help="memory of one Slurm job, GB")
     parser.add_argument("--log-folder", default=env("SUBMITIT_FOLDER"),
                         help="submitit's logs and pickles (default runs/FIG/submitit); on a shared filesystem")
     parser.add_argument("--dry-run", action="store_true",
@@ -191,10 +556,15 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     cli, flags = parser.parse_args(argv[:split]), argv[split + 1:]
+    # every check before anything is written
+    if cli.time_min < 2 or cli.cpus_per_job < 0 or cli.gpus_per_job < 0 or cli.mem_gb < 1:
+        parser.error("--time-min must be at least 2 (minutes), --mem-gb at least 1, --cpus-per-job and "
+                     "--gpus-per-job at least 0")
+    refuse_per_run_flags(flags, cli.variants)
     seeds = parse_seeds(env("SEEDS", "10"))
-    jobs = int(env("JOBS", os.cpu_count()))
+    if cli.cluster == "local":
+        parse_jobs(env("JOBS", str(os.cpu_count())))
     out = os.path.join(OUT, "runs", cli.fig)
-    os.makedirs(out, exist_ok=True)
     # runs of one figure must share their flags, or a resumed figure would mix two configurations
     command, command_file = " ".join([cli.script, *flags]), os.path.join(out, "command.txt")
     if os.path.exists(command_file) and open(command_file).read().strip() != command:
@@ -204,9 +574,6 @@ if __name__ == "__main__":
     if os.path.exists(csv_file) and open(csv_file).readline().strip() != f"# command: {command}":
         sys.exit(f"{csv_file} holds curves of another command ({open(csv_file).readline().strip()}); "
                  f"its seeds cannot be merged with runs of: {command}")
-    with open(command_file, "w") as f:
-        f.write(command + "\n")
-
     if cli.phase1_from:  # every variant branches from another figure's Phase I (only its trainer has a phase1.pt)
         first, rest = None, cli.variants
         phase1 = {s: glob.glob(os.path.join(OUT, "runs", cli.phase1_from, f"seed{s}", "*", "phase1.pt")) for s in seeds}
@@ -215,87 +582,51 @@ if __name__ == "__main__":
             sys.exit(f"no Phase I checkpoint of seed {missing[0]} in {os.path.join(OUT, 'runs', cli.phase1_from)}: "
                      f"run {cli.phase1_from} first, with at least as many SEEDS")
         phase1 = {s: paths[0] for s, paths in phase1.items()}
-        with open(os.path.join(out, "phase1_from.txt"), "w") as f:  # plot.py draws Phase I from there
-            f.write(cli.phase1_from + "\n")
     else:  # the first variant trains Phase I, the others branch from it
         first, rest = cli.variants[0], cli.variants[1:]
         phase1 = {s: os.path.join(out, f"seed{s}", first, "phase1.pt") for s in seeds}
+    os.makedirs(out, exist_ok=True)
+    with open(command_file, "w") as f:
+        f.write(command + "\n")
+    if cli.phase1_from:
+        with open(os.path.join(out, "phase1_from.txt"), "w") as f:  # plot.py draws Phase I from there
+            f.write(cli.phase1_from + "\n")
     dvm_from = os.path.join(OUT, "runs", cli.phase1_from) if cli.phase1_from and not cli.dvm_again else None
     if cli.gpus_per_job and cli.cluster != "local":
         flags = [*flags, "--cuda"]
 
-    wall_file, lock = os.path.join(out, "wall_time.txt"), threading.Lock()
+    wall_file = os.path.join(out, "wall_time.txt")
     earlier = os.path.exists(wall_file)  # the figure was run before (or is running in another lane)
-    start, saved = time.time(), [time.time()]  # saved[0]: when this invocation last added its time
-    total, counts = len(seeds) * len(cli.variants), dict(done=0, skipped=0, failed=0)
-
-    def save_wall_time():  # after every run, so that an interrupted figure keeps the time it took so far
-        now = time.time()
-        wall = add_wall_time(wall_file, now - saved[0])
-        saved[0] = now
-        return wall
-
-    def report(seed, variant, status, seconds=None):
-        """One line per finished run: what is done, skipped and left, and the time left at this invocation's pace."""
-        with lock:
-            counts[status] += 1
-            left = total - sum(counts.values())
-            pace = (time.time() - start) / max(counts["done"], 1)  # per finished run, with the runs side by side
-            eta = f", about {pace * left / 60:.0f} min left" if counts["done"] and left else ""
-            took = f" in {seconds:.0f} s" if seconds is not None and status != "skipped" else ""
-            print(f"  seed {seed} {variant}: {status}{took}; {counts['done']} done, {counts['skipped']} skipped, "
-                  f"{counts['failed']} failed, {left} left{eta}", flush=True)
-            save_wall_time()
-
-    failures = []
-    if cli.cluster == "local":
-        # seeds side by side; a seed's branches too when there are fewer seeds than JOBS
-        print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {' '.join(map(str, seeds))}, {jobs} jobs at a time")
-        parallel = max(1, jobs // len(seeds))
-        with ThreadPoolExecutor(min(jobs, len(seeds))) as pool:
-            for seed_failures in pool.map(lambda s: run_seed(cli.script, out, s, first, rest, flags, phase1[s],
-                                                             parallel, report, dvm_from), seeds):
-                failures += seed_failures
-    else:
-        import submitit  # only the cluster paths need it
-
-        folder = cli.log_folder or os.path.join(out, "submitit")
-        params = slurm_parameters(cli, cli.fig)
-        params["cpus_per_task"] = params["cpus_per_task"] or max(1, len(rest))
-        # the batch script each job gets, for a look before submitting (submitit writes the same one per job)
-        from submitit.slurm.slurm import _make_sbatch_string
-
-        with open(os.path.join(out, "sbatch.sh"), "w") as f:
-            f.write(_make_sbatch_string(command=f"{sys.executable} -u -m submitit.core._submit {folder}",
-                                        folder=folder, **params))
-        if cli.dry_run:
-            print(f"dry run: nothing submitted; the batch script of each seed's job is {os.path.join(out, 'sbatch.sh')}")
-            sys.exit(0)
-        todo = [s for s in seeds if not all(os.path.exists(os.path.join(out, f"seed{s}", v, "phase2.pt"))
-                                            for v in cli.variants)]
-        executor = submitit.DebugExecutor(folder) if cli.cluster == "debug" else submitit.SlurmExecutor(folder)
-        if cli.cluster == "slurm":
-            executor.update_parameters(**params)
-        print(f"{cli.fig}: {cli.script} {' '.join(flags)}; {len(todo)} of {len(seeds)} seeds to run, one "
-              f"{cli.cluster} job each ({params['cpus_per_task']} CPUs); logs in {folder}", flush=True)
-        for s in sorted(set(seeds) - set(todo)):
-            for v in cli.variants:
-                report(s, v, "skipped")
-        submitted = {s: executor.submit(run_seed, cli.script, out, s, first, rest, flags, phase1[s],
-                                        params["cpus_per_task"], dvm_from=dvm_from) for s in todo}
-        for s, handle in submitted.items():  # in submission order; each result waits for its job
-            try:
-                failures += handle.result()
-            except Exception as e:  # noqa: BLE001 (the job itself died: time limit, node failure, ...)
-                failures.append(f"seed {s}: job {handle.job_id} failed ({type(e).__name__}); see {handle.paths.stderr}")
-            for v in cli.variants:
-                status = "done" if os.path.exists(os.path.join(out, f"seed{s}", v, "phase2.pt")) else "failed"
-                report(s, v, status)  # (its runs are timed in the job's own log)
-    wall = save_wall_time()
+    progress, jobs_left = Progress(seeds, cli.variants, wall_file), set()
+    signal.signal(signal.SIGINT, stop_runs)
+    signal.signal(signal.SIGTERM, stop_runs)
+    try:
+        if cli.cluster == "local":
+            failures = run_local(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress)
+        else:
+            failures = run_on_cluster(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress, jobs_left)
+    except Interrupted:
+        progress.save_wall_time()
+        name = signal.Signals(STOPPED[0]).name
+        if jobs_left and cli.cluster == "slurm":
+            ids = " ".join(sorted(jobs_left))
+            print(f"{cli.fig}: {name}: stopped waiting; Slurm jobs {ids} go on (scancel {ids} stops them); run the "
+                  "script again to wait for them", file=sys.stderr)
+        else:
+            print(f"{cli.fig}: {name}: its runs in progress were stopped; run the script again to start them over",
+                  file=sys.stderr)
+        sys.exit(128 + STOPPED[0])  # the shell's code of a process ended by that signal
+    wall = progress.save_wall_time()
     print(f"{cli.fig}: wall time {wall / 60:.1f} min" + (" (all invocations)" if earlier else ""))
-    if counts["done"] + counts["skipped"]:
+    complete = [s for s in seeds if all(finished(os.path.join(out, f"seed{s}", v)) for v in cli.variants)]
+    if complete:
         subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig], check=not failures)
     if failures:
-        drawn = "the figure shows the seeds that finished" if counts["done"] + counts["skipped"] else "nothing to draw"
+        drawn = (f"the figure shows the {len(complete)} seed(s) whose runs all finished" if complete
+                 else "no seed finished all its runs: nothing drawn")
         sys.exit(f"{cli.fig}: {len(failures)} failure(s); {drawn}; run the script again to retry:\n  "
                  + "\n  ".join(failures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 # Multiagent Soft Actor-Critic (MA-SAC, continuous actions) with policy distillation and value matching (DVM).
 # Docs and the list of implementation choices: README.md, section "masac_dvm.py".
 # Paper: Wadhwania et al., "Policy Distillation and Value Matching in Multiagent Reinforcement Learning".
+import functools
 import itertools
 import math
 import os
@@ -14,7 +15,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-from PIL import Image, ImageDraw, ImageFont
 from torch.utils.tensorboard import SummaryWriter
 
 import particle_envs
@@ -219,8 +219,9 @@ class ReplayBuffer:
 
     def state_dict(self):
         n = len(self)
-        return dict(pos=self.pos, full=self.full, obs=self.obs[:n].cpu(), next_obs=self.next_obs[:n].cpu(),
-                    actions=self.actions[:n].cpu(), rewards=self.rewards[:n].cpu())
+        # copies of the filled rows: a slice would make torch.save write the whole preallocated storage
+        rows = {key: getattr(self, key)[:n].cpu().clone() for key in ("obs", "next_obs", "actions", "rewards")}
+        return dict(pos=self.pos, full=self.full, **rows)
 
     def load_state_dict(self, state):
         n = len(state["obs"])
@@ -256,6 +257,29 @@ class Team:
     def load_state_dict(self, state):
         for key, value in state.items():
             getattr(self, key).load_state_dict(value)
+
+
+@torch.no_grad()
+def select_actions(actors, obs, deterministic, rng, device):
+    """Every agent's action sampled from its policy, or its mean action tanh(mean) if deterministic."""
+    obs = torch.as_tensor(obs, device=device)
+    actions = [torch.tanh(actor(obs[:, i])[0]) if deterministic else actor.get_action(obs[:, i], rng)[0]
+               for i, actor in enumerate(actors)]
+    return torch.stack(actions, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def evaluate(actors, env, device, seed):
+    """Mean return of one batch of mean-action episodes, and the mean per push-box target (empty for spread)."""
+    obs = env.reset(seed=seed)
+    returns = np.zeros(env.num_envs)
+    for _ in range(env.horizon):
+        obs, reward, _, _, _ = env.step(select_actions(actors, obs, True, None, device))
+        returns += reward
+    per_target = {}
+    if hasattr(env, "target_index"):
+        per_target = {k: returns[env.target_index == k].mean() for k in np.unique(env.target_index)}
+    return returns.mean(), per_target
 
 
 def masac_update(team, args, update_actors=True):
@@ -301,152 +325,6 @@ def masac_update(team, args, update_actors=True):
         for param, target_param in zip(team.vfs.parameters(), team.target_vfs.parameters()):
             target_param.lerp_(param, args.tau)
     return qf_loss.detach(), vf_loss.detach(), actor_loss.detach()
-
-
-@torch.no_grad()
-def select_actions(actors, obs, deterministic, rng, device):
-    """Every agent's action sampled from its policy, or its mean action tanh(mean) if deterministic."""
-    obs = torch.as_tensor(obs, device=device)
-    actions = [torch.tanh(actor(obs[:, i])[0]) if deterministic else actor.get_action(obs[:, i], rng)[0]
-               for i, actor in enumerate(actors)]
-    return torch.stack(actions, 1).cpu().numpy()
-
-
-@torch.no_grad()
-def evaluate(actors, env, device, seed):
-    """Mean return of one batch of mean-action episodes, and the mean per push-box target (empty for spread)."""
-    obs = env.reset(seed=seed)
-    returns = np.zeros(env.num_envs)
-    for _ in range(env.horizon):
-        obs, reward, _, _, _ = env.step(select_actions(actors, obs, True, None, device))
-        returns += reward
-    per_target = {}
-    if hasattr(env, "target_index"):
-        per_target = {k: returns[env.target_index == k].mean() for k in np.unique(env.target_index)}
-    return returns.mean(), per_target
-
-
-# The moments of a run that --capture-video draws, by file-name prefix (capture_videos).
-MOMENT_TITLES = {"phase1_end": "end of Phase I", "after_dvm": "right after DVM", "phase2_end": "end of Phase II"}
-TARGET_NAMES = ("left", "right", "up")  # particle_envs.BOX_TARGETS: Tasks I and II, and Task III's new one
-VIDEO_HEADER = 34  # pixels of text above the world's picture
-
-
-def video_frame(image, lines):
-    """One GIF frame: the world's picture below a white strip with two lines of text."""
-    frame = Image.new("RGB", (image.shape[1], image.shape[0] + VIDEO_HEADER), "white")
-    frame.paste(Image.fromarray(image), (0, VIDEO_HEADER))
-    font = ImageFont.load_default(size=12)  # Pillow's own font: no font file needed
-    ImageDraw.Draw(frame).multiline_text((4, 2), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=3)
-    return frame
-
-
-@torch.no_grad()
-def capture_videos(actor_teams, args, device, moment, video_dir, seed):
-    """Draw one mean-action episode per configuration as an animated GIF, `video_dir/MOMENT__CONFIGURATION.gif`.
-
-    actor_teams: one list of actors per team. Spread: the Phase I and the Phase II start quadrants
-    (phase1_quadrants, phase2_quadrants), played by the first team. Push box, moment "phase1_end": team A on Task I
-    and team B on Task II (teamA_task1, teamB_task2); later moments: Task III once with each of its targets, forced
-    per world (task3_left, task3_right, task3_up). Every frame (the start and each of the horizon steps) shows the
-    agents' earlier positions as a trail, the step and the return so far. Returns the paths written.
-    """
-    if args.domain == "spread":
-        episodes = [(actor_teams[0], make_env(args, 1, phase=p), None,
-                     [(f"phase{p}_quadrants", f"Phase {'I' * p} start quadrants")]) for p in (1, 2)]
-    elif moment == "phase1_end":
-        episodes = [(actors, make_env(args, 1, phase=1, task=k + 1), None,
-                     [(f"team{'AB'[k]}_task{k + 1}", f"team {'AB'[k]} on Task {'I' * (k + 1)}")])
-                    for k, actors in enumerate(actor_teams)]
-    else:
-        episodes = [(actor_teams[0], make_env(args, 3, phase=2), np.arange(3),
-                     [(f"task3_{name}", f"Task III, target {name}") for name in TARGET_NAMES])]
-    os.makedirs(video_dir, exist_ok=True)
-    paths = []
-    for actors, env, targets, names in episodes:
-        obs = env.reset(seed=seed)
-        if targets is not None:  # one world per Task III target, whatever the reset drew
-            env.target_index[:] = targets
-            env.target = particle_envs.BOX_TARGETS[env.target_index]
-            obs = env.observe()
-        returns, trail = np.zeros(env.num_envs), []  # trail: where everything was at the earlier steps
-        frames = [[] for _ in names]
-        for t in range(env.horizon + 1):
-            if t > 0:
-                trail.append(env.movers())
-                obs, reward, _, _, _ = env.step(select_actions(actors, obs, True, None, device))
-                returns += reward
-            for w, (_, title) in enumerate(names):
-                image = env.render(w, trail=np.stack(trail)[:, w] if trail else None)
-                frames[w].append(video_frame(image, [f"{MOMENT_TITLES[moment]}  |  {title}",
-                                                     f"step {t}/{env.horizon}   return {returns[w]:.2f}"]))
-        for w, (name, _) in enumerate(names):
-            path = os.path.join(video_dir, f"{moment}__{name}.gif")
-            # 100 ms a frame: the worlds' dt, so the GIF plays in real time
-            frames[w][0].save(path, save_all=True, append_images=frames[w][1:], duration=100, loop=0)
-            paths.append(path)
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Divergence checks: a NaN or infinite loss or parameter stops the run before it writes a checkpoint.
-
-
-def first_non_finite(named_tensors):
-    """(name, "nan" or "infinite") of the first tensor with a non-finite entry, or None.
-
-    One stacked isfinite and one device-to-host copy for all tensors, so a check costs one sync, not one per loss.
-    """
-    if not named_tensors:
-        return None
-    names, tensors = list(named_tensors), list(named_tensors.values())
-    finite = torch.stack([torch.isfinite(t).all() for t in tensors])
-    if bool(finite.all()):
-        return None
-    k = int((~finite).nonzero()[0])
-    return names[k], "nan" if bool(torch.isnan(tensors[k]).any()) else "infinite"
-
-
-def team_losses(losses):
-    """Name the losses that masac_update returned for each team: {"losses/qf_loss": ..., ...}."""
-    named = {}
-    for k, (qf_loss, vf_loss, actor_loss) in enumerate(losses):
-        team = f" (team {'AB'[k]})" if len(losses) > 1 else ""
-        named.update({f"losses/qf_loss{team}": qf_loss, f"losses/vf_loss{team}": vf_loss,
-                      f"losses/actor_loss{team}": actor_loss})
-    return named
-
-
-def team_parameters(teams):
-    """Every network parameter of every team by name, e.g. "qfs.0.fc1.weight"."""
-    named = {}
-    for k, team in enumerate(teams):
-        prefix = f"team {'AB'[k]} " if len(teams) > 1 else ""
-        for key in ("actors", "qfs", "vfs", "target_vfs"):
-            named.update({f"{prefix}{key}.{name}": p for name, p in getattr(team, key).named_parameters()})
-    return named
-
-
-def student_parameters(**students):
-    """The parameters of the DVM step's new networks by name, e.g. "pi0 fc1.weight"."""
-    return {f"{key} {name}": p for key, net in students.items() for name, p in net.named_parameters()}
-
-
-def format_duration(seconds):
-    """1h05m, 3m20s or 45s."""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
-def time_left(elapsed, done_steps, steps_ahead):
-    """"~3m20s": the time `steps_ahead` more steps take at the pace of `done_steps` in `elapsed` s ("?" before any)."""
-    if done_steps <= 0:
-        return "?"
-    return "~" + format_duration(steps_ahead * elapsed / done_steps)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -531,6 +409,32 @@ def match_values(sources, args, obs_dim, action_dim, device):
     return q_student, v_student, losses
 
 
+def train_students(teams, args, obs_dim, action_dim, device, saved=None):
+    """The DVM step's new networks per --dvm-mode: pi0 distilled from the source agents' actors (Eq. 3), Q0 and V0
+    matched to their Q and V networks (Eq. 6), or all three; or those of `saved`, the dvm.pt of an earlier run
+    (--dvm-checkpoint).
+
+    Sources: every agent of the spread team; agent 1 of each push-box team, each with its own buffer. Returns the
+    students {"pi0": actor, "Q0": Q network, "V0": V network} and their losses per iteration {"kl": ..., "vm": ...}.
+    """
+    if saved is not None:
+        nets = dict(pi0=Actor(obs_dim, action_dim, args.hidden_dim),
+                    Q0=SoftQNetwork(args.n_agents, obs_dim, action_dim, args.hidden_dim),
+                    V0=ValueNetwork(args.n_agents, obs_dim, args.hidden_dim))
+        for name, state in saved["students"].items():
+            nets[name].load_state_dict(state)
+        return {name: nets[name].to(device) for name in saved["students"]}, saved["losses"]
+    agents = range(args.n_agents) if len(teams) == 1 else [0]
+    students, losses = {}, {}
+    if args.dvm_mode in ("distill", "dvm"):
+        students["pi0"], losses["kl"] = distill_actor([(t.actors[i], t.buffer, i) for t in teams for i in agents],
+                                                      args, obs_dim, action_dim, device)
+    if args.dvm_mode in ("vm", "dvm"):
+        students["Q0"], students["V0"], losses["vm"] = match_values(
+            [(t.qfs[i], t.vfs[i], t.buffer) for t in teams for i in agents], args, obs_dim, action_dim, device)
+    return students, losses
+
+
 def hard_update(nets, source):
     """Every network in `nets` (agents' online and target networks) becomes a copy of `source`."""
     for net in nets:
@@ -538,96 +442,158 @@ def hard_update(nets, source):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Plumbing: videos, checkpoints, checks of the input, the divergence stop, the time left.
 
 
-def save_checkpoint(path, payload):
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
+@torch.no_grad()
+def capture_videos(actor_teams, args, device, moment, video_dir, seed):
+    """--capture-video: one mean-action episode per configuration as a GIF, recorded by particle_envs.record_moment."""
+    policies = [lambda obs, actors=actors: select_actions(actors, obs, True, None, device) for actors in actor_teams]
+    return particle_envs.record_moment(functools.partial(make_env, args), policies, moment, video_dir, seed)
+
+
+KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}  # what a checkpoint holds
+
+
+def save_checkpoint(path, kind, args, global_step, rng, **contents):
+    """Write a checkpoint atomically (a temporary file, then a rename: a crash never leaves half of one). It names
+    the script that wrote it and its kind, and holds only tensors, numbers, strings, lists, tuples and dicts, which
+    torch.load(..., weights_only=True) reads without running any code."""
+    kind_, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy's legacy state holds an ndarray: as a tensor
+    rng_states = dict(python=random.getstate(), numpy=(kind_, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                       gauss), torch=torch.get_rng_state(), explore=rng.get_state())
+    if torch.cuda.is_available():
+        rng_states["cuda"] = torch.cuda.get_rng_state_all()
     tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
+    torch.save(dict(algorithm="masac_dvm", kind=kind, config=asdict(args), global_step=global_step, rng=rng_states,
+                    **contents), tmp)
     os.replace(tmp, path)
 
 
-def rng_states(rng):
-    states = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
-                  explore=rng.get_state())
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
 def set_rng_states(states, rng):
+    """Every random generator back to where a checkpoint saved it: the run goes on as if it had not stopped."""
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     rng.set_state(states["explore"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def load_phase1(path, args, device):
-    """Read a Phase I checkpoint, refusing one made with another configuration."""
-    if not os.path.isfile(path):
-        raise SystemExit(f"error: Phase I checkpoint {path!r} does not exist")
-    checkpoint = torch.load(path, map_location=device, weights_only=False)
-    if checkpoint.get("algorithm") != "masac_dvm":
-        raise SystemExit(f"error: {path!r} is not a masac_dvm Phase I checkpoint "
-                         f"(it was written by {checkpoint.get('algorithm')!r})")
+def load_checkpoint(path, kind, args, keys):
+    """Read a checkpoint with weights_only=True, so that nothing in the file can run code, and refuse in one line one
+    that is unreadable, of another script or kind, or made with another configuration (the Args fields `keys`)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SystemExit(f"error: {KINDS[kind]} checkpoint {path!r} does not exist") from None
+    except Exception as e:  # noqa: BLE001 (truncated, not a checkpoint, or objects whose unpickling could run code)
+        raise SystemExit(f"error: cannot read {path!r} as a checkpoint ({type(e).__name__}): only what the scripts save "
+                         "is read, never objects whose unpickling could run code") from None
+    found = (checkpoint.get("algorithm"), checkpoint.get("kind")) if isinstance(checkpoint, dict) else (None, None)
+    if found != ("masac_dvm", kind):
+        raise SystemExit(f"error: {path!r} is not a masac_dvm {KINDS[kind]} checkpoint (it holds: "
+                         f"{found[0] or 'not a checkpoint of these scripts'}, {KINDS.get(found[1], 'no kind')})")
     mismatched = [f"{key}={checkpoint['config'].get(key)} (this run: {getattr(args, key)})"
-                  for key in CHECKPOINT_KEYS if checkpoint["config"].get(key) != getattr(args, key)]
+                  for key in keys if checkpoint["config"].get(key) != getattr(args, key)]
     if mismatched:
-        raise SystemExit(f"error: Phase I checkpoint {path!r} was made with another configuration: "
+        raise SystemExit(f"error: {KINDS[kind]} checkpoint {path!r} was made with another configuration: "
                          + ", ".join(mismatched))
     return checkpoint
 
 
-def load_dvm(path, args, phase1):
-    """Read a dvm.pt to reuse its DVM step, refusing one of another configuration or another Phase I."""
-    if not os.path.isfile(path):
-        raise SystemExit(f"error: DVM checkpoint {path!r} does not exist")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if saved.get("algorithm") != "masac_dvm" or "students" not in saved:
-        raise SystemExit(f"error: {path!r} is not a masac_dvm dvm.pt that stores its DVM step (older ones do not)")
-    mismatched = [f"{key}={saved['config'].get(key)} (this run: {getattr(args, key)})"
-                  for key in DVM_KEYS if saved["config"].get(key) != getattr(args, key)]
-    if mismatched:
-        raise SystemExit(f"error: DVM checkpoint {path!r} was made with another configuration: " + ", ".join(mismatched))
-    if (saved["global_step"], saved["phase1_eval_return"]) != (phase1["global_step"], phase1["eval_return"]):
-        raise SystemExit(f"error: DVM checkpoint {path!r} was made from another Phase I than {args.phase1_checkpoint!r}")
-    return saved
-
-
 def check_args(args):
-    """Clear errors before any work starts."""
+    """Every flag's range, before any work: one line and a non-zero exit, nothing written."""
+    def fail(message):
+        raise SystemExit(f"error: {message}")
+
     if args.domain == "spread" and args.n_agents not in (2, 3, 4):
-        raise SystemExit(f"error: spread supports --n-agents 2, 3 or 4, got {args.n_agents}")
+        fail(f"spread supports --n-agents 2, 3 or 4, got {args.n_agents}")
     if args.domain == "push_box" and args.n_agents != 2:
-        raise SystemExit(f"error: push_box supports --n-agents 2 only, got {args.n_agents}")
-    if not args.box_mass > 0:
-        raise SystemExit(f"error: --box-mass must be positive, got {args.box_mass}")
-    for key in ("num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every",
-                "eval_episodes", "update_every", "buffer_size"):
+        fail(f"push_box supports --n-agents 2 only, got {args.n_agents}")
+    for key in ("num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every", "eval_episodes",
+                "update_every", "buffer_size", "log_every"):
         if getattr(args, key) < 1:
-            raise SystemExit(f"error: --{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.phase1_steps < 0 or args.phase2_steps < 0 or args.dvm_iterations < 0 or args.phase2_actor_delay < 0:
-        raise SystemExit("error: --phase1-steps, --phase2-steps, --dvm-iterations and --phase2-actor-delay must not "
-                         "be negative")
+            fail(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
+    for key in ("seed", "threads", "phase1_steps", "phase2_steps", "learning_starts", "phase2_actor_delay"):
+        if getattr(args, key) < 0:
+            fail(f"--{key.replace('_', '-')} must not be negative, got {getattr(args, key)}")
+    # "not (0 < x)" rather than "x <= 0": NaN fails every comparison and must fail the check too
+    for key in ("box_mass", "learning_rate", "dvm_learning_rate"):
+        if not 0 < getattr(args, key) < math.inf:
+            fail(f"--{key.replace('_', '-')} must be positive and finite, got {getattr(args, key)}")
+    for key in ("gamma", "tau"):
+        if not 0 < getattr(args, key) <= 1:
+            fail(f"--{key} must be in (0, 1], got {getattr(args, key)}")
+    if not 0 <= args.alpha < math.inf:
+        fail(f"--alpha must be non-negative and finite, got {args.alpha}")
+    if args.dvm_mode != "none" and args.dvm_iterations < 1:
+        fail(f"--dvm-mode {args.dvm_mode} needs at least one DVM iteration, got --dvm-iterations {args.dvm_iterations} "
+             "(it would hand Phase II untrained networks)")
+    if not args.phase1_checkpoint and args.phase1_steps < max(args.learning_starts, args.num_envs):
+        fail(f"--phase1-steps {args.phase1_steps} is shorter than --learning-starts {args.learning_starts} or one step "
+             f"of the --num-envs {args.num_envs} worlds: Phase I would not learn, and the DVM step has no data")
     phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
     if args.phase2_actor_delay > phase2_updates:
-        raise SystemExit(f"error: --phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has "
-                         f"{phase2_updates} gradient updates")
+        fail(f"--phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has {phase2_updates} "
+             "gradient updates")
     if args.dvm_checkpoint and not args.phase1_checkpoint:
-        raise SystemExit("error: --dvm-checkpoint needs the --phase1-checkpoint it was made from (Phase II keeps that "
-                         "Phase I's replay buffer)")
+        fail("--dvm-checkpoint needs the --phase1-checkpoint it was made from (Phase II keeps that Phase I's buffer)")
+
+
+def make_run_dir(args, run_name):
+    """The run's folder. One that holds another run's files is refused: a run never writes into another's folder."""
+    run_dir = os.path.join(args.runs_dir, run_name)
+    taken = sorted(f for f in (os.listdir(run_dir) if os.path.isdir(run_dir) else ())
+                   if f.startswith("events.out.tfevents.") or ".pt" in f or f == "videos")
+    if taken:
+        raise SystemExit(f"error: the run folder {run_dir!r} holds another run's files ({', '.join(taken[:3])}); "
+                         "choose another --run-name or --runs-dir, or delete them")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        open(os.path.join(run_dir, ".writable"), "w").close()
+        os.remove(os.path.join(run_dir, ".writable"))
+    except OSError as e:
+        raise SystemExit(f"error: cannot write the run folder {run_dir!r}: {e.strerror}") from None
+    return run_dir
+
+
+def stop_if_diverged(where, global_step, writer, watched):
+    """Stop at once on a NaN or infinite loss or parameter, before a checkpoint could be written over the last good
+    one. watched: name -> tensor or network. One isfinite over everything: one device sync per check."""
+    named = {}
+    for name, value in watched.items():
+        named.update({f"{name}.{p}": t for p, t in value.named_parameters()} if isinstance(value, nn.Module)
+                     else {name: value})
+    finite = torch.stack([torch.isfinite(t).all() for t in named.values()]) if named else torch.ones(1, dtype=bool)
+    if not bool(finite.all()):
+        name, bad = list(named.items())[int((~finite).nonzero()[0])]
+        writer.close()
+        raise SystemExit(f"error: diverged in {where} at global step {global_step}: {name} is "
+                         f"{'nan' if bool(torch.isnan(bad).any()) else 'infinite'} (checkpoints saved before are kept; "
+                         "a lower --learning-rate may help)")
+
+
+def time_left(elapsed, done_steps, steps_ahead):
+    """"~1h05m", "~3m20s" or "~45s": how long `steps_ahead` more steps take at the pace so far ("?" before any)."""
+    if done_steps <= 0:
+        return "?"
+    s = int(round(steps_ahead * elapsed / done_steps))
+    return f"~{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"~{s // 60}m{s % 60:02d}s" if s >= 60 else f"~{s}s"
 
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
     check_args(args)
-    checkpoint = load_phase1(args.phase1_checkpoint, args, "cpu") if args.phase1_checkpoint else None
-    saved_dvm = load_dvm(args.dvm_checkpoint, args, checkpoint) if args.dvm_checkpoint else None
+    checkpoint = load_checkpoint(args.phase1_checkpoint, "phase1", args, CHECKPOINT_KEYS) if args.phase1_checkpoint else None
+    saved_dvm = load_checkpoint(args.dvm_checkpoint, "dvm", args, DVM_KEYS) if args.dvm_checkpoint else None
+    if saved_dvm and (saved_dvm["global_step"], saved_dvm["phase1_eval_return"]) != (checkpoint["global_step"],
+                                                                                      checkpoint["eval_return"]):
+        raise SystemExit(f"error: DVM checkpoint {args.dvm_checkpoint!r} was made from another Phase I than "
+                         f"{args.phase1_checkpoint!r}")
     run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
+    run_dir = make_run_dir(args, run_name)
     writer = SummaryWriter(run_dir)
     writer.add_text(
         "hyperparameters",
@@ -654,14 +620,6 @@ if __name__ == "__main__":
     summary = {}
     video_dir = os.path.join(run_dir, "videos")
 
-    def stop_if_diverged(where, global_step, named_tensors):
-        """Stop at once on a NaN or infinite loss or parameter: nothing is saved over the last good checkpoint."""
-        bad = first_non_finite(named_tensors)
-        if bad is not None:
-            writer.close()
-            raise SystemExit(f"error: diverged in {where} at global step {global_step}: {bad[0]} is {bad[1]} "
-                             "(checkpoints saved before are kept; a lower --learning-rate may help)")
-
     def run_phase(phase, teams, envs, eval_envs, num_steps, global_step, learning=True):
         """Collect with the stochastic policies (mean actions when not learning), update every agent, evaluate.
 
@@ -670,12 +628,15 @@ if __name__ == "__main__":
         obs = [env.reset(seed=args.seed + 1000 * phase + k) for k, env in enumerate(envs)]
         episode_returns = [np.zeros(env.num_envs) for env in envs]
         phase_start, updates, phase_time = global_step, 0, time.time()
-        evals, losses = [], []
+        evals, watched_losses = [], {}
+        label = [f" (team {'AB'[k]})" if len(teams) > 1 else "" for k in range(len(teams))]
+        networks = {f"{key}{label[k]}": getattr(team, key) for k, team in enumerate(teams)
+                    for key in ("actors", "qfs", "vfs", "target_vfs")}
         for step in range(num_steps // args.num_envs + 1):
             done_steps = step * args.num_envs
             if done_steps % args.eval_every < args.num_envs or step == num_steps // args.num_envs:
                 # the last evaluation of a phase comes right before its checkpoint: a diverged one is never saved
-                stop_if_diverged(f"phase {phase}", global_step, {**team_losses(losses), **team_parameters(teams)})
+                stop_if_diverged(f"phase {phase}", global_step, writer, {**watched_losses, **networks})
                 results = [evaluate(team.actors, env, device, seed=args.seed + 7 + global_step)
                            for team, env in zip(teams, eval_envs)]
                 evals.append(float(np.mean([r[0] for r in results])))
@@ -698,7 +659,7 @@ if __name__ == "__main__":
             for k, (team, env) in enumerate(zip(teams, envs)):
                 actions = select_actions(team.actors, obs[k], not learning, rng, device)
                 if not np.isfinite(actions).all():  # on the host already: costs no sync; the worlds refuse NaN
-                    stop_if_diverged(f"phase {phase}", global_step, {**team_losses(losses), **team_parameters(teams)})
+                    stop_if_diverged(f"phase {phase}", global_step, writer, {**watched_losses, **networks})
                     raise SystemExit(f"error: diverged in phase {phase} at global step {global_step}: the actions of "
                                      "the policy are not finite (its parameters are, but too large)")
                 next_obs, rewards, _, truncated, _ = env.step(actions)
@@ -715,9 +676,11 @@ if __name__ == "__main__":
             if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
                 warm_up = phase == 2 and updates < args.phase2_actor_delay  # critics only, --phase2-actor-delay
                 losses = [masac_update(team, args, not warm_up) for team in teams]  # detached: no sync here
+                watched_losses = {f"losses/{name}{label[k]}": loss for k, team_losses in enumerate(losses)
+                                  for name, loss in zip(("qf_loss", "vf_loss", "actor_loss"), team_losses)}
                 updates += 1
                 if updates % args.log_every == 0:
-                    stop_if_diverged(f"phase {phase}", global_step, team_losses(losses))
+                    stop_if_diverged(f"phase {phase}", global_step, writer, watched_losses)
                     qf_loss, vf_loss, actor_loss = losses[-1]
                     writer.add_scalar("losses/qf_loss", qf_loss.item(), global_step)
                     writer.add_scalar("losses/vf_loss", vf_loss.item(), global_step)
@@ -727,13 +690,11 @@ if __name__ == "__main__":
         return global_step, evals[0], evals[-1]
 
     # ---- Phase I (or its checkpoint) ----
-    phase1_path = os.path.join(run_dir, "phase1.pt")
     if checkpoint is None:
         global_step, _, summary["end of Phase I"] = run_phase(1, teams, envs, eval_envs, args.phase1_steps, 0)
-        save_checkpoint(phase1_path, dict(algorithm="masac_dvm", config=asdict(args), global_step=global_step,
-                                          teams=[team.state_dict() for team in teams], rng=rng_states(rng),
-                                          eval_return=summary["end of Phase I"]))
-        print(f"saved Phase I checkpoint {phase1_path}", flush=True)
+        save_checkpoint(os.path.join(run_dir, "phase1.pt"), "phase1", args, global_step, rng,
+                        teams=[team.state_dict() for team in teams], eval_return=summary["end of Phase I"])
+        print(f"saved Phase I checkpoint {os.path.join(run_dir, 'phase1.pt')}", flush=True)
     else:
         for team, state in zip(teams, checkpoint["teams"]):
             team.load_state_dict(state)
@@ -749,41 +710,21 @@ if __name__ == "__main__":
 
     # ---- DVM step (or the one saved by an earlier run, --dvm-checkpoint) ----
     dvm_start = time.time()
-    # Sources: every agent of the spread team; agent 1 of each push-box team (its own buffer for each).
     team = teams[0]  # the team that goes on into Phase II (push box under "none": team A)
-    source_agents = range(args.n_agents) if n_teams == 1 else [0]
-    students, dvm_losses = {}, {}
-    if args.dvm_mode in ("distill", "dvm"):
-        if saved_dvm is None:
-            sources = [(t.actors[i], t.buffer, i) for t in teams for i in source_agents]
-            pi0, kl_losses = distill_actor(sources, args, obs_dim, action_dim, device)
-        else:
-            pi0, kl_losses = Actor(obs_dim, action_dim, args.hidden_dim).to(device), saved_dvm["losses"]["kl"]
-            pi0.load_state_dict(saved_dvm["students"]["pi0"])
-        stop_if_diverged("the DVM step", global_step, {"dvm/kl_loss": kl_losses, **student_parameters(pi0=pi0)})
-        hard_update(team.actors, pi0)  # MA-SAC has no target actor
+    students, dvm_losses = train_students(teams, args, obs_dim, action_dim, device, saved_dvm)
+    stop_if_diverged("the DVM step", global_step, writer,
+                     {**{f"dvm/{name}_loss": losses for name, losses in dvm_losses.items()}, **students})
+    if "pi0" in students:  # every actor becomes the distilled actor (MA-SAC has no target actor)
+        hard_update(team.actors, students["pi0"])
         team.actor_optimizer = torch.optim.Adam(team.actors.parameters(), lr=args.learning_rate)  # fresh moments
-        for it, loss in enumerate(kl_losses.tolist()):
-            writer.add_scalar("dvm/kl_loss", loss, it)
-        students["pi0"], dvm_losses["kl"] = pi0.state_dict(), kl_losses
-    if args.dvm_mode in ("vm", "dvm"):
-        if saved_dvm is None:
-            sources = [(t.qfs[i], t.vfs[i], t.buffer) for t in teams for i in source_agents]
-            q0, v0, vm_losses = match_values(sources, args, obs_dim, action_dim, device)
-        else:
-            q0 = SoftQNetwork(args.n_agents, obs_dim, action_dim, args.hidden_dim).to(device)
-            v0 = ValueNetwork(args.n_agents, obs_dim, args.hidden_dim).to(device)
-            q0.load_state_dict(saved_dvm["students"]["Q0"])
-            v0.load_state_dict(saved_dvm["students"]["V0"])
-            vm_losses = saved_dvm["losses"]["vm"]
-        stop_if_diverged("the DVM step", global_step, {"dvm/vm_loss": vm_losses, **student_parameters(Q0=q0, V0=v0)})
-        hard_update(team.qfs, q0)
-        hard_update(list(team.vfs) + list(team.target_vfs), v0)
+    if "Q0" in students:  # every Q becomes the value-matched Q0; every V and target V the value-matched V0
+        hard_update(team.qfs, students["Q0"])
+        hard_update(list(team.vfs) + list(team.target_vfs), students["V0"])
         team.q_optimizer = torch.optim.Adam(team.qfs.parameters(), lr=args.learning_rate)
         team.v_optimizer = torch.optim.Adam(team.vfs.parameters(), lr=args.learning_rate)
-        for it, loss in enumerate(vm_losses.tolist()):
-            writer.add_scalar("dvm/vm_loss", loss, it)
-        students["Q0"], students["V0"], dvm_losses["vm"] = q0.state_dict(), v0.state_dict(), vm_losses
+    for name, losses in dvm_losses.items():
+        for it, loss in enumerate(losses.tolist()):
+            writer.add_scalar(f"dvm/{name}_loss", loss, it)
     if saved_dvm is not None:
         set_rng_states(saved_dvm["rng"], rng)  # where the earlier run's DVM step left them: the same Phase II follows
         print(f"DVM step ({args.dvm_mode}): loaded from {args.dvm_checkpoint}", flush=True)
@@ -792,13 +733,10 @@ if __name__ == "__main__":
         print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done in {time.time() - dvm_start:.0f} s",
               flush=True)
     # the networks that enter Phase II, and the DVM step itself for --dvm-checkpoint; no buffer, so the file stays small
-    save_checkpoint(os.path.join(run_dir, "dvm.pt"), dict(algorithm="masac_dvm", config=asdict(args),
-                                                          global_step=global_step,
-                                                          teams=[dict(actors=team.actors.state_dict(),
-                                                                      qfs=team.qfs.state_dict(),
-                                                                      vfs=team.vfs.state_dict())],
-                                                          students=students, losses=dvm_losses, rng=rng_states(rng),
-                                                          phase1_eval_return=summary["end of Phase I"]))
+    save_checkpoint(os.path.join(run_dir, "dvm.pt"), "dvm", args, global_step, rng,
+                    teams=[dict(actors=team.actors.state_dict(), qfs=team.qfs.state_dict(), vfs=team.vfs.state_dict())],
+                    students={name: net.state_dict() for name, net in students.items()}, losses=dvm_losses,
+                    phase1_eval_return=summary["end of Phase I"])
     if args.capture_video:
         capture_videos([team.actors], args, device, "after_dvm", video_dir, args.seed)
 
@@ -806,10 +744,8 @@ if __name__ == "__main__":
     env, eval_env = make_env(args, args.num_envs, phase=2), make_env(args, args.eval_episodes, phase=2)
     global_step, summary["right after DVM"], summary["end of Phase II"] = run_phase(
         2, [team], [env], [eval_env], args.phase2_steps, global_step, learning=args.phase2_learning)
-    phase2_path = os.path.join(run_dir, "phase2.pt")
-    save_checkpoint(phase2_path, dict(algorithm="masac_dvm", config=asdict(args), global_step=global_step,
-                                      teams=[team.state_dict()], rng=rng_states(rng),
-                                      eval_return=summary["end of Phase II"]))
+    save_checkpoint(os.path.join(run_dir, "phase2.pt"), "phase2", args, global_step, rng,
+                    teams=[team.state_dict()], eval_return=summary["end of Phase II"])
     if args.capture_video:
         capture_videos([team.actors], args, device, "phase2_end", video_dir, args.seed)
     writer.close()

@@ -21,10 +21,12 @@ them, so when agents i and j swap states their observations swap exactly and nob
 All worlds of a batch are synchronized: `step` returns `truncated` (all True) at the horizon and the
 caller calls `reset`; there is no autoreset.
 
-parallel_env() shows one world as a PettingZoo ParallelEnv, for other people's multiagent frameworks.
+record_gifs() records an episode of a policy in every world of a batch as animated GIFs (as gymnasium's RecordVideo
+records any env); parallel_env() shows one world as a PettingZoo ParallelEnv, for other people's frameworks.
 """
 import copy
 import functools
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -385,6 +387,72 @@ class PushBox:
             dots = trail_discs(trail, [*AGENT_COLOURS[:2], (160, 160, 160)])
             centres, radii, colours = dots[0] + centres, dots[1] + radii, dots[2] + colours
         return draw_discs(centres, radii, colours)
+
+
+VIDEO_HEADER = 34  # pixels of text above the world's picture in record_gifs()
+
+
+def record_gifs(env, policy, paths, titles, seed=None, targets=None):
+    """Record one episode of `policy` in every world of `env` as an animated GIF: world w goes to paths[w].
+
+    policy: observations (num_envs, n, obs_dim) -> actions. Every frame (the start and each of the horizon steps)
+    shows the world with the earlier positions of everything that moves as a trail, below a white header with
+    titles[w], the step and the return so far. targets: push box only, the target index forced per world after
+    the reset (Task III once with each of its targets, whatever the reset drew). Returns the paths.
+    """
+    from PIL import Image, ImageDraw, ImageFont  # only recording needs Pillow
+
+    obs = env.reset(seed=seed)
+    if targets is not None:
+        env.target_index[:] = targets
+        env.target = BOX_TARGETS[env.target_index]
+        obs = env.observe()
+    font = ImageFont.load_default(size=12)  # Pillow's own font: no font file needed
+    returns, trail, frames = np.zeros(env.num_envs), [], [[] for _ in paths]
+    for t in range(env.horizon + 1):
+        if t > 0:
+            trail.append(env.movers())
+            obs, reward, _, _, _ = env.step(policy(obs))
+            returns += reward
+        for w, title in enumerate(titles):
+            image = env.render(w, trail=np.stack(trail)[:, w] if trail else None)
+            frame = Image.new("RGB", (image.shape[1], image.shape[0] + VIDEO_HEADER), "white")
+            frame.paste(Image.fromarray(image), (0, VIDEO_HEADER))
+            text = f"{title}\nstep {t}/{env.horizon}   return {returns[w]:.2f}"
+            ImageDraw.Draw(frame).multiline_text((4, 2), text, fill=(0, 0, 0), font=font, spacing=3)
+            frames[w].append(frame)
+    for path, world_frames in zip(paths, frames):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        # 100 ms a frame: the worlds' dt, so the GIF plays in real time
+        world_frames[0].save(path, save_all=True, append_images=world_frames[1:], duration=100, loop=0)
+    return paths
+
+
+MOMENTS = {"phase1_end": "end of Phase I", "after_dvm": "right after DVM", "phase2_end": "end of Phase II"}
+TARGET_NAMES = ("left", "right", "up")  # BOX_TARGETS: Tasks I and II, and Task III's new one
+
+
+def record_moment(make, policies, moment, video_dir, seed=None):
+    """The videos of one moment of a DVM run (the scripts' --capture-video): one episode per configuration, as
+    `video_dir/MOMENT__CONFIGURATION.gif`. Returns the paths written.
+
+    make(num_envs, phase, task): the run's worlds; policies: one per team, observations -> actions. Spread: the
+    Phase I and Phase II start quadrants, played by the first team. Push box, at the end of Phase I ("phase1_end"):
+    team A on Task I and team B on Task II; later: Task III once with each of its targets.
+    """
+    def gif(name):
+        return os.path.join(video_dir, f"{moment}__{name}.gif")
+
+    title = MOMENTS[moment]
+    if isinstance(make(1, 1, 1), Spread):
+        return [path for p in (1, 2) for path in record_gifs(make(1, p, None), policies[0], [gif(f"phase{p}_quadrants")],
+                                                             [f"{title}  |  Phase {'I' * p} start quadrants"], seed)]
+    if moment == "phase1_end":
+        return [path for k, policy in enumerate(policies) for path in record_gifs(
+            make(1, 1, k + 1), policy, [gif(f"team{'AB'[k]}_task{k + 1}")],
+            [f"{title}  |  team {'AB'[k]} on Task {'I' * (k + 1)}"], seed)]
+    return record_gifs(make(3, 2, 3), policies[0], [gif(f"task3_{name}") for name in TARGET_NAMES],
+                       [f"{title}  |  Task III, target {name}" for name in TARGET_NAMES], seed, targets=np.arange(3))
 
 
 DOMAINS = {"spread": Spread, "push_box": PushBox}

@@ -2,9 +2,10 @@
 
     python benchmark/render_policy.py RUN_DIR/phase2.pt [--out DIR] [--seed N]
 
-Takes a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac_dvm.py (the script and its configuration are read
-from the checkpoint) and draws one greedy (MADDPG) or mean-action (MA-SAC) episode per configuration with that
-script's own capture_videos: phase1.pt gives phase1_end__*.gif, dvm.pt after_dvm__*.gif and phase2.pt
+Takes a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac_dvm.py (the script, the checkpoint's kind and the
+run's configuration are read from the checkpoint, with weights_only=True, so that no code in it runs) and draws one
+greedy (MADDPG) or mean-action (MA-SAC) episode per configuration with that script's own capture_videos, which
+particle_envs.record_moment records: phase1.pt gives phase1_end__*.gif, dvm.pt after_dvm__*.gif and phase2.pt
 phase2_end__*.gif (spread: Phase I and Phase II start quadrants; push box: team A on Task I and team B on Task II
 from phase1.pt, Task III with each of its targets from the others). The GIFs go into DIR, by default the folder
 videos/ beside the checkpoint; with the run's seed (the default) they show the episodes --capture-video showed.
@@ -20,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPTS = ("maddpg_dvm", "masac_dvm")  # checkpoint["algorithm"]
-MOMENTS = {"phase1.pt": "phase1_end", "dvm.pt": "after_dvm", "phase2.pt": "phase2_end"}
+MOMENTS = {"phase1": "phase1_end", "dvm": "after_dvm", "phase2": "phase2_end"}  # checkpoint["kind"]
 
 
 def load_actor_teams(module, checkpoint, args):
@@ -42,24 +43,25 @@ def main(argv=None):
     parser.add_argument("--out", help="folder of the GIFs (default: videos/ beside the checkpoint)")
     parser.add_argument("--seed", type=int, help="seed of the episodes' start states (default: the run's seed)")
     cli = parser.parse_args(argv)
-    name = os.path.basename(cli.checkpoint)
-    if name not in MOMENTS:
-        sys.exit(f"error: cannot tell the moment of the run from the file name {name!r}: expected one of "
-                 f"{', '.join(MOMENTS)} as the scripts save them")
     if not os.path.isfile(cli.checkpoint):
         sys.exit(f"error: checkpoint {cli.checkpoint!r} does not exist")
-    checkpoint = torch.load(cli.checkpoint, map_location="cpu", weights_only=False)
-    algorithm = checkpoint.get("algorithm") if isinstance(checkpoint, dict) else None
-    if algorithm not in SCRIPTS:
-        sys.exit(f"error: {cli.checkpoint!r} is not a checkpoint of {' or '.join(s + '.py' for s in SCRIPTS)}")
-    module = importlib.import_module(algorithm)
+    try:
+        checkpoint = torch.load(cli.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (truncated, not a checkpoint, or objects whose unpickling could run code)
+        sys.exit(f"error: cannot read {cli.checkpoint!r} as a checkpoint ({type(e).__name__}): only what the scripts "
+                 "save is read, never objects whose unpickling could run code")
+    found = (checkpoint.get("algorithm"), checkpoint.get("kind")) if isinstance(checkpoint, dict) else (None, None)
+    if found[0] not in SCRIPTS or found[1] not in MOMENTS:
+        sys.exit(f"error: {cli.checkpoint!r} is not a phase1.pt, dvm.pt or phase2.pt of "
+                 f"{' or '.join(s + '.py' for s in SCRIPTS)}")
+    module = importlib.import_module(found[0])
     # the run's configuration; fields this version of the script no longer has are left out
     fields = {f.name for f in dataclasses.fields(module.Args)}
     args = module.Args(**{k: v for k, v in checkpoint["config"].items() if k in fields})
     torch.set_num_threads(1)  # a single episode of small networks
     out = cli.out or os.path.join(os.path.dirname(os.path.abspath(cli.checkpoint)), "videos")
     seed = args.seed if cli.seed is None else cli.seed
-    paths = module.capture_videos(load_actor_teams(module, checkpoint, args), args, "cpu", MOMENTS[name], out, seed)
+    paths = module.capture_videos(load_actor_teams(module, checkpoint, args), args, "cpu", MOMENTS[found[1]], out, seed)
     for path in paths:
         print(f"wrote {path}")
 

@@ -67,7 +67,7 @@ def gif_frames(path):
 
 
 def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def networks(checkpoint, team=0):

@@ -49,7 +49,7 @@ def centroid(frame, colour, header, extent=1.25):
 
 
 def test_capture_video_draws_both_start_configurations_at_every_moment(script, spread_run):
-    header = SCRIPTS[script].VIDEO_HEADER
+    header = pe.VIDEO_HEADER
     videos = spread_run / "full" / "videos"
     configurations = ("phase1_quadrants", "phase2_quadrants")
     assert {p.name for p in videos.iterdir()} == {f"{t}__{c}.gif" for t in MOMENTS for c in configurations}
@@ -69,7 +69,7 @@ def test_capture_video_draws_both_start_configurations_at_every_moment(script, s
 def test_push_box_videos_show_every_target_and_render_policy_redraws_them(script, tmp_path):
     run_script(script, tmp_path, "--domain", "push_box", "--run-name", "box", "--capture-video", "--phase2-steps", "64")
     videos = tmp_path / "box" / "videos"
-    task3 = [f"task3_{name}" for name in SCRIPTS[script].TARGET_NAMES]
+    task3 = [f"task3_{name}" for name in pe.TARGET_NAMES]
     names = {"phase1_end__teamA_task1.gif", "phase1_end__teamB_task2.gif"}
     names |= {f"{t}__{c}.gif" for t in MOMENTS[1:] for c in task3}
     assert {p.name for p in videos.iterdir()} == names
@@ -79,7 +79,7 @@ def test_push_box_videos_show_every_target_and_render_policy_redraws_them(script
         frames = gif_frames(videos / f"{name}.gif")
         assert len(frames) == 26
         for k, (x, y) in enumerate(pe.BOX_TARGETS):
-            assert (pixel_of(frames[0], x, y, SCRIPTS[script].VIDEO_HEADER) < 80).all() == (k == target), (name, k)
+            assert (pixel_of(frames[0], x, y, pe.VIDEO_HEADER) < 80).all() == (k == target), (name, k)
     # the same GIFs from the checkpoints, byte for byte: into --out, or by default into videos/ beside the checkpoint
     (tmp_path / "copy").mkdir()
     shutil.copy(tmp_path / "box" / "dvm.pt", tmp_path / "copy" / "dvm.pt")
@@ -94,13 +94,30 @@ def test_push_box_videos_show_every_target_and_render_policy_redraws_them(script
         assert (tmp_path / "copy" / "videos" / name).read_bytes() == (videos / name).read_bytes(), name
 
 
-def test_first_non_finite_names_the_first_bad_tensor(script):
+class Writer:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_stop_if_diverged_names_the_first_bad_tensor_or_parameter(script):
     m = SCRIPTS[script]
-    ok = torch.ones(3)
-    assert m.first_non_finite({"a": ok, "b": torch.zeros(())}) is None
-    assert m.first_non_finite({"a": ok, "b": torch.tensor([1.0, float("inf")]), "c": torch.tensor(float("nan"))}) == (
-        "b", "infinite")
-    assert m.first_non_finite({"a": ok, "c": torch.tensor([float("nan"), float("inf")])}) == ("c", "nan")
+    ok, writer = torch.ones(3), Writer()
+    m.stop_if_diverged("here", 7, writer, {"a": ok, "b": torch.zeros(()), "net": torch.nn.Linear(2, 2)})
+    m.stop_if_diverged("here", 7, writer, {})
+    assert not writer.closed
+    for watched, named in (({"a": ok, "b": torch.tensor([1.0, float("inf")]), "c": torch.tensor(float("nan"))},
+                            "b is infinite"),
+                           ({"a": ok, "c": torch.tensor([float("nan"), float("inf")])}, "c is nan")):
+        with pytest.raises(SystemExit, match=f"error: diverged in here at global step 7: {named}"):
+            m.stop_if_diverged("here", 7, writer, watched)
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.bias[1] = float("nan")
+    with pytest.raises(SystemExit, match="net.bias is nan"):
+        m.stop_if_diverged("here", 7, writer, {"a": ok, "net": net})
+    assert writer.closed  # the TensorBoard file is complete up to the stop
 
 
 def test_nan_loss_in_phase2_stops_the_run_before_its_checkpoint(script, spread_run, tmp_path):
@@ -118,19 +135,87 @@ def test_nan_loss_in_phase2_stops_the_run_before_its_checkpoint(script, spread_r
     assert phase1.read_bytes() == before
 
 
-def test_divergence_in_phase1_leaves_an_existing_phase1_checkpoint_alone(script, spread_run, tmp_path):
-    (tmp_path / "again").mkdir()
-    shutil.copy(spread_run / "full" / "phase1.pt", tmp_path / "again" / "phase1.pt")
-    before, mtime = (tmp_path / "again" / "phase1.pt").read_bytes(), (tmp_path / "again" / "phase1.pt").stat().st_mtime_ns
+def test_divergence_in_phase1_writes_no_checkpoint(script, tmp_path):
     proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", "--run-name", "again", "--learning-rate", "1e30",
-               check=False)
+                      check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     found = re.search(r"error: diverged in phase 1 at global step (\d+): (\S+) is (nan|infinite)", proc.stderr)
     assert found, proc.stderr
     assert 0 < int(found.group(1)) <= 256 and "phase 2" not in proc.stdout
-    assert (tmp_path / "again" / "phase1.pt").read_bytes() == before
-    assert (tmp_path / "again" / "phase1.pt").stat().st_mtime_ns == mtime
-    assert not (tmp_path / "again" / "dvm.pt").exists() and not (tmp_path / "again" / "phase2.pt").exists()
+    assert not list((tmp_path / "again").glob("*.pt*"))
+
+
+def test_a_run_never_writes_into_another_runs_folder(script, spread_run, tmp_path):
+    # a folder with another run's checkpoint or events is refused in one line, and nothing in it is touched
+    for name in ("phase1.pt", "events.out.tfevents.1.host", "dvm.pt.tmp123"):
+        (tmp_path / "taken").mkdir(exist_ok=True)
+        for old in (tmp_path / "taken").iterdir():
+            old.unlink()
+        (tmp_path / "taken" / name).write_bytes(b"someone else's")
+        proc = run_script(script, tmp_path, "--run-name", "taken", check=False)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
+        assert f"holds another run's files ({name})" in proc.stderr, proc.stderr
+        assert [p.name for p in (tmp_path / "taken").iterdir()] == [name]
+        assert (tmp_path / "taken" / name).read_bytes() == b"someone else's"
+    # a run folder with only run.py's stdout.txt in it is free
+    (tmp_path / "taken" / name).unlink()
+    (tmp_path / "taken" / "stdout.txt").write_text("")
+    run_script(script, tmp_path, "--run-name", "taken", "--phase2-steps", "0")
+
+
+class RunsCode:
+    """Unpickling this object runs a shell command: what a hostile checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_no_checkpoint_loader_runs_code_or_reads_a_broken_file(script, spread_run, tmp_path):
+    full = spread_run / "full"
+    marker = tmp_path / "code_ran"
+    hostile = tmp_path / "hostile" / "phase1.pt"
+    hostile.parent.mkdir()
+    torch.save({**load(full / "phase1.pt"), "rng": RunsCode(marker)}, hostile)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "truncated.pt").write_bytes((full / "phase1.pt").read_bytes()[:5000])
+    phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
+    for bad in (hostile, tmp_path / "empty.pt", tmp_path / "truncated.pt"):
+        for flags in (["--phase1-checkpoint", str(bad)], [*phase1, "--dvm-checkpoint", str(bad)]):
+            proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
+            assert proc.returncode != 0 and "Traceback" not in proc.stderr and "phase " not in proc.stdout
+            assert proc.stderr.count("\n") == 1 and f"error: cannot read {str(bad)!r} as a checkpoint" in proc.stderr
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "render_policy.py"), str(bad)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and "error: cannot read" in proc.stderr
+    assert not marker.exists()
+
+
+def test_every_checkpoint_says_what_it_is_and_loaders_refuse_the_wrong_kind(script, spread_run, tmp_path):
+    full, algorithm = spread_run / "full", script[:-3]
+    for name, kind in (("phase1.pt", "phase1"), ("dvm.pt", "dvm"), ("phase2.pt", "phase2")):
+        checkpoint = torch.load(full / name, map_location="cpu", weights_only=True)  # plain data: no code can run
+        assert (checkpoint["algorithm"], checkpoint["kind"]) == (algorithm, kind)
+    phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
+    for flags, message in ((["--phase1-checkpoint", str(full / "phase2.pt")], "Phase I checkpoint (it holds: "
+                            f"{algorithm}, Phase II)"),
+                           (["--phase1-checkpoint", str(full / "dvm.pt")], f"Phase I checkpoint (it holds: {algorithm}, "
+                            "DVM step)"),
+                           ([*phase1, "--dvm-checkpoint", str(full / "phase1.pt")], "DVM step checkpoint")):
+        proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "phase " not in proc.stdout
+
+
+def test_checkpoint_size_follows_the_transitions_it_holds(script, tmp_path):
+    # 256 transitions in a buffer with room for 400,000: the file holds the 256, not the preallocated storage
+    run_script(script, tmp_path, "--buffer-size", "400000", "--run-name", "big", "--phase2-steps", "0")
+    small = (tmp_path / "big" / "phase1.pt").stat().st_size
+    assert small < 1_000_000, small
+    checkpoint = load(tmp_path / "big" / "phase1.pt")
+    assert len(checkpoint["teams"][0]["buffer"]["obs"]) == 256
 
 
 @pytest.mark.parametrize("mode, loss", [("distill", "dvm/kl_loss"), ("vm", "dvm/vm_loss")])
@@ -151,9 +236,9 @@ def test_progress_line_ends_with_the_time_left(spread_run):
     assert seconds_left(lines[-1]) == 0
 
 
-def test_format_duration_and_time_left(script):
+def test_time_left(script):
     m = SCRIPTS[script]
-    assert [m.format_duration(s) for s in (0, 44.6, 200, 3599, 3900)] == ["0s", "45s", "3m20s", "59m59s", "1h05m"]
+    assert [m.time_left(s, 1, 1) for s in (0, 44.6, 200, 3599, 3900)] == ["~0s", "~45s", "~3m20s", "~59m59s", "~1h05m"]
     assert m.time_left(10.0, 100, 300) == "~30s" and m.time_left(0.0, 0, 300) == "?"
 
 
@@ -218,14 +303,14 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
     full = spread_run / "full"
     saved = load(full / "dvm.pt")
     torch.save({**saved, "phase1_eval_return": saved["phase1_eval_return"] + 1}, tmp_path / "other_phase1.pt")
-    torch.save({k: v for k, v in saved.items() if k != "students"}, tmp_path / "older.pt")
+    torch.save({k: v for k, v in saved.items() if k != "kind"}, tmp_path / "older.pt")
     phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
     for flags, message in (
             ([*phase1, "--dvm-mode", "vm", "--dvm-checkpoint", str(full / "dvm.pt")],
              "was made with another configuration: dvm_mode=dvm (this run: vm)"),
             ([*phase1, "--dvm-iterations", "6", "--dvm-checkpoint", str(full / "dvm.pt")], "dvm_iterations=5 (this run: 6)"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "other_phase1.pt")], "was made from another Phase I"),
-            ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "that stores its DVM step (older ones do not)"),
+            ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "DVM step checkpoint (it holds: "),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "none.pt")], "does not exist"),
             (["--dvm-checkpoint", str(full / "dvm.pt")], "--dvm-checkpoint needs the --phase1-checkpoint")):
         proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)

@@ -339,6 +339,20 @@ def test_no_phase2_learning_keeps_the_post_dvm_networks(spread_run, tmp_path):
         (["--domain", "push_box", "--box-mass", "0"], "--box-mass must be positive"),
         (["--phase1-checkpoint", "/nonexistent/phase1.pt"], "does not exist"),
         (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--gamma", "1.5"], "--gamma must be in (0, 1], got 1.5"),
+        (["--gamma", "0"], "--gamma must be in (0, 1]"),
+        (["--tau", "0"], "--tau must be in (0, 1]"),
+        (["--learning-rate", "-1"], "--learning-rate must be positive and finite, got -1.0"),
+        (["--learning-rate", "nan"], "--learning-rate must be positive and finite, got nan"),
+        (["--learning-rate", "inf"], "--learning-rate must be positive and finite"),
+        (["--dvm-learning-rate", "0"], "--dvm-learning-rate must be positive and finite"),
+        (["--dvm-iterations", "0"], "--dvm-mode dvm needs at least one DVM iteration"),
+        (["--phase1-steps", "0"], "--phase1-steps 0 is shorter than --learning-starts 64"),
+        (["--phase1-steps", "4", "--learning-starts", "0"], "or one step of the --num-envs 8 worlds"),
+        (["--seed", "-1"], "--seed must not be negative"),
+        (["--runs-dir", "/dev/null"], "cannot write the run folder"),
+        (["--alpha", "-1"], "--alpha must be non-negative and finite, got -1.0"),
+        (["--alpha", "nan"], "--alpha must be non-negative and finite"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_training(tmp_path, flags, message):
@@ -346,6 +360,8 @@ def test_bad_input_is_a_clear_error_before_training(tmp_path, flags, message):
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
+    assert proc.stderr.startswith("╭") or proc.stderr.count("\n") == 1  # tyro's box for what it parses, else one line
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_checkpoint_from_another_configuration_is_refused(spread_run, tmp_path):

@@ -1,0 +1,147 @@
+"""How many DVM iterations does DVM need? The table and plot of benchmark/dvm_iterations.sh.
+
+    python benchmark/dvm_iterations.py
+        -> benchmark/results/dvm_iterations.md, benchmark/images/dvm_iterations.png,
+           benchmark/results/dvm_iterations_steps.csv (every run's DVM step: duration and losses at its end)
+
+Each part (a figure's settings: fig4a, fig4b, fig4c_lr1e-3) is a run.py "figure" named dvm_iterations_PART with the
+variants dvm (the paper's 2048 iterations), dvm_it1024, dvm_it256 and dvm_it64, all from one Phase I per seed; its
+Phase II curves are results/dvm_iterations_PART.csv, written by plot.py like any figure's. The DVM step of each run
+(dvm/seconds, and dvm/kl_loss and dvm/vm_loss per iteration, from the run's TensorBoard file) is merged into
+results/dvm_iterations_steps.csv: a run in runs/ replaces the committed row of the same part, seed and variant, so
+parts finished in pieces add up as the figures do.
+
+Per part and iteration count: the DVM step's duration (one torch thread), the KL (Eq. 3) and value-matching (Eq. 6)
+losses at the end of the step (mean over its last 5 % of iterations, at least one), the return right after the DVM
+step, the Phase II AUC and final return (as in plot.py), and DVM(k) minus DVM(2048) with 95 % paired bootstrap
+intervals over seeds. A count "cannot be told from 2048" where both intervals contain 0.
+"""
+import csv
+import glob
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plot  # noqa: E402  (the figures' CSV reader and statistics: one definition of AUC, final return, interval)
+
+OUT = plot.OUT
+PARTS = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents, lr 0.01", "fig4b": "Fig. 4b: MADDPG, spread, 3 agents, lr 0.01",
+         "fig4c_lr1e-3": "Fig. 4c: MADDPG, spread, 4 agents, Phase II at lr 1e-3"}
+ITERATIONS = {"dvm": 2048, "dvm_it1024": 1024, "dvm_it256": 256, "dvm_it64": 64}
+STEPS_CSV = os.path.join(OUT, "results", "dvm_iterations_steps.csv")
+STEP_COLUMNS = ["part", "seed", "variant", "iterations", "seconds", "kl_loss", "vm_loss"]
+
+
+def step_of_run(run_dir):
+    """The DVM step of one finished run: its duration and the KL and VM losses over the last 5 % of iterations."""
+    events = EventAccumulator(run_dir, size_guidance={"scalars": 0}).Reload()
+    row = dict(seconds=events.Scalars("dvm/seconds")[0].value)
+    for name in ("kl", "vm"):
+        losses = np.array([e.value for e in events.Scalars(f"dvm/{name}_loss")])
+        row[f"{name}_loss"] = losses[-max(1, len(losses) // 20):].mean()
+    return row
+
+
+def read_steps():
+    """Committed rows of results/dvm_iterations_steps.csv, updated by every finished run in runs/, keyed by
+    (part, seed, variant)."""
+    steps = {}
+    if os.path.exists(STEPS_CSV):
+        with open(STEPS_CSV) as f:
+            for r in csv.DictReader(f):
+                steps[r["part"], int(r["seed"]), r["variant"]] = {k: float(r[k]) for k in STEP_COLUMNS[3:]}
+    for part in PARTS:
+        for done in glob.glob(os.path.join(OUT, "runs", f"dvm_iterations_{part}", "seed*", "*", "phase2.pt")):
+            run_dir = os.path.dirname(done)
+            variant, seed = os.path.basename(run_dir), int(os.path.basename(os.path.dirname(run_dir))[4:])
+            if variant in ITERATIONS:
+                steps[part, seed, variant] = dict(iterations=ITERATIONS[variant], **step_of_run(run_dir))
+    return steps
+
+
+def write_steps(steps):
+    with open(STEPS_CSV, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(STEP_COLUMNS)
+        for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1], -ITERATIONS[kv[0][2]])):
+            writer.writerow([part, seed, variant, int(r["iterations"]), f"{r['seconds']:.2f}", repr(float(r["kl_loss"])),
+                             repr(float(r["vm_loss"]))])
+
+
+def part_stats(part, steps):
+    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step."""
+    csv_path = os.path.join(OUT, "results", f"dvm_iterations_{part}.csv")
+    if not os.path.exists(csv_path):
+        return None
+    _, _, _, rows = plot.read_csv(csv_path)
+    seeds = sorted(s for s in {r["seed"] for r in rows}
+                   if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
+                          for v in ITERATIONS))
+    if not seeds:
+        return None
+    stats = {}
+    for variant in ITERATIONS:
+        mine = sorted((r for r in rows if r["variant"] == variant and r["seed"] in seeds),
+                      key=lambda r: (r["seed"], r["step"]))
+        stats[variant] = plot.variant_stats(mine)
+        for key in ("seconds", "kl_loss", "vm_loss"):
+            stats[variant][key] = np.array([steps[part, s, variant][key] for s in seeds])
+    return seeds, stats
+
+
+def mean_std(x, digits=2):
+    return f"{x.mean():.{digits}f} ± {x.std():.{digits}f}"
+
+
+if __name__ == "__main__":
+    steps = read_steps()
+    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
+    write_steps(steps)
+    parts = {part: s for part in PARTS if (s := part_stats(part, steps)) is not None}
+    if not parts:
+        sys.exit("no finished part: run benchmark/dvm_iterations.sh first")
+    rng = np.random.default_rng(0)
+    lines = ["### How many DVM iterations? (`bash benchmark/dvm_iterations.sh`)", ""]
+    fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 3.6), squeeze=False)
+    for ax, (part, (seeds, stats)) in zip(axes[0], parts.items()):
+        lines += [f"**{PARTS[part]}**, {len(seeds)} seed" + "s" * (len(seeds) != 1) +
+                  f"; Phase II curves in `results/dvm_iterations_{part}.csv`, DVM steps in "
+                  "`results/dvm_iterations_steps.csv`.", "",
+                  "| iterations | DVM step (s) | KL loss at the end | VM loss at the end | right after DVM | "
+                  "Phase II AUC | final return | minus 2048, AUC (95 % CI) | minus 2048, final (95 % CI) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for variant, k in ITERATIONS.items():
+            st = stats[variant]
+            row = (f"| {k} | {mean_std(st['seconds'], 1)} | {mean_std(st['kl_loss'], 4)} | {mean_std(st['vm_loss'], 3)} | "
+                   f"{mean_std(st['start'])} | {mean_std(st['auc'])} | {mean_std(st['final'])} |")
+            if variant == "dvm":
+                row += " | |"
+            else:
+                for key in ("auc", "final"):
+                    diffs = st[key] - stats["dvm"][key]
+                    lo, hi = plot.bootstrap_ci(diffs, rng)
+                    row += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+            lines.append(row)
+            mean = st["curves"].mean(0)
+            ax.plot(st["steps"], mean, lw=1.5, color=plot.COLOURS[variant], label=f"{k} iterations")
+            ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
+                            color=plot.COLOURS[variant], alpha=0.15)
+        lines.append("")
+        ax.set_title(f"{PARTS[part]} ({len(seeds)} seeds)", fontsize=9)
+        ax.set_xlabel("environment steps (Phase II)")
+        ax.set_ylabel("evaluation return")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
+    fig.savefig(os.path.join(OUT, "images", "dvm_iterations.png"), dpi=110)
+    lines.append("![dvm_iterations](images/dvm_iterations.png)")
+    with open(os.path.join(OUT, "results", "dvm_iterations.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -1,0 +1,31 @@
+"""benchmark/dvm_iterations.sh end to end on tiny runs: every iteration count from one Phase I per seed, the DVM
+step's cost and losses kept with the curves, and a table whose intervals compare each count with the paper's 2048."""
+import csv
+import os
+import subprocess
+
+from helpers import ROOT, TINY
+
+# TINY without --threads and --dvm-iterations, which run.py and each variant set
+RUN_TINY = [flag for i, flag in enumerate(TINY) if not {flag, TINY[i - 1]} & {"--threads", "--dvm-iterations"}]
+
+
+def test_dvm_iterations_part_runs_every_count_and_compares_it_with_2048(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), PARTS="fig4a", SEEDS="2", JOBS="2")
+    proc = subprocess.run(["bash", "benchmark/dvm_iterations.sh", *RUN_TINY], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = tmp_path / "runs" / "dvm_iterations_fig4a"
+    for seed in (1, 2):  # one Phase I per seed, trained by the 2048 run; the others branch from its checkpoint
+        assert sorted(p.parent.name for p in (runs / f"seed{seed}").glob("*/phase1.pt")) == ["dvm"]
+        for variant, k in (("dvm", 2048), ("dvm_it1024", 1024), ("dvm_it256", 256), ("dvm_it64", 64)):
+            assert f"DVM step (dvm): {k} iterations done" in (runs / f"seed{seed}" / variant / "stdout.txt").read_text()
+    with open(tmp_path / "results" / "dvm_iterations_steps.csv") as f:
+        steps = list(csv.DictReader(f))
+    assert [(r["seed"], r["iterations"]) for r in steps] == [(s, k) for s in "12" for k in ("2048", "1024", "256", "64")]
+    assert all(float(r["seconds"]) > 0 and float(r["kl_loss"]) >= 0 and float(r["vm_loss"]) >= 0 for r in steps)
+    table = (tmp_path / "results" / "dvm_iterations.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 2048", "| 1024", "| 256", "| 64"]
+    assert rows[0].endswith("| | |") and all("[" in row for row in rows[1:])  # DVM(k) - DVM(2048) with intervals
+    assert (tmp_path / "images" / "dvm_iterations.png").stat().st_size > 0

@@ -316,3 +316,39 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
         proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
         assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
         assert "Traceback" not in proc.stderr and "phase " not in proc.stdout
+
+
+def test_value_matching_loss_sums_over_permutations_and_averages_over_the_batch(script):
+    # Eq. (6): sum over X in S(o) of (student(X) - source(o))^2; a mean over permutations would be n! times smaller
+    m = SCRIPTS[script]
+    student = torch.tensor([[1.0, 2.0, 4.0], [0.0, 0.0, 3.0]])  # (batch 2, 3 permutations)
+    source = torch.tensor([1.0, 3.0])
+    want = ((0 + 1 + 9) + (9 + 9 + 0)) / 2
+    if script == "maddpg_dvm.py":
+        class Lookup(torch.nn.Module):  # a "critic" that returns the values above, row b * P + p
+            def forward(self, obs, actions):
+                return student.flatten()
+        perms = torch.tensor([[0, 1], [1, 0], [0, 1]])
+        loss = m.value_matching_loss(Lookup(), torch.zeros(2, 2, 3), torch.zeros(2, 2, 5), source, perms)
+    else:
+        loss = m.value_matching_loss(student, source)
+    assert abs(loss.item() - want) < 1e-6
+
+
+@pytest.mark.parametrize("domain, n_teams, n_agents", [("spread", 1, 3), ("push_box", 2, 2)])
+def test_dvm_sources_are_every_spread_agent_and_agent_1_of_each_push_box_team(script, monkeypatch, domain, n_teams,
+                                                                                n_agents):
+    m = SCRIPTS[script]
+    args = m.Args(domain=domain, n_agents=n_agents, hidden_dim=8, buffer_size=16, dvm_iterations=1, dvm_mode="dvm")
+    teams = [m.Team(args, 6, 2 if script == "masac_dvm.py" else 5, "cpu") for _ in range(n_teams)]
+    seen = {}
+    monkeypatch.setattr(m, "distill_actor", lambda sources, *a: seen.setdefault("kl", sources) and (None, None))
+    monkeypatch.setattr(m, "match_values", lambda sources, *a: seen.setdefault("vm", sources) and (None,) * (
+        3 if script == "masac_dvm.py" else 2))
+    m.train_students(teams, args, 6, 2 if script == "masac_dvm.py" else 5, "cpu")
+    agents = range(n_agents) if n_teams == 1 else [0]
+    assert seen["kl"] == [(t.actors[i], t.buffer, i) for t in teams for i in agents]
+    if script == "maddpg_dvm.py":
+        assert seen["vm"] == [(t.critics[i], t.buffer) for t in teams for i in agents]
+    else:
+        assert seen["vm"] == [(t.qfs[i], t.vfs[i], t.buffer) for t in teams for i in agents]

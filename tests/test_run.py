@@ -294,6 +294,26 @@ def test_two_invocations_of_one_run_never_run_it_side_by_side(tmp_path):
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1 and (run_dir / "phase2.pt").exists()
 
 
+def test_a_run_waited_for_that_ends_unfinished_is_a_failure(tmp_path):
+    # the other invocation (here the test, holding the run's lock) ends without a phase2.pt: this one does not take
+    # over a folder whose state it cannot know; it reports the run failed, and the next invocation starts it over
+    run_dir = tmp_path / "runs" / "other" / "seed1" / "none"
+    run_dir.mkdir(parents=True)
+    args = ("other", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY)
+    with open(run_dir / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.write("the test\n")
+        lock.flush()
+        started = Started(tmp_path, *args, SEEDS="1", JOBS="1")
+        started.wait_for_line(r"seed 1 none: running in another invocation \(the test\); waiting for it", 60)
+        time.sleep(2)
+        assert started.proc.poll() is None and not (run_dir / "stdout.txt").exists()
+    code, stdout, stderr = started.finish(timeout=60)
+    assert code != 0 and "seed 1 none: its run in another invocation ended unfinished" in stderr, stdout + stderr
+    proc = run_py(tmp_path, *args, SEEDS="1", JOBS="1")
+    assert proc.returncode == 0 and "seed 1 none: done" in proc.stdout, proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_runs_and_a_rerun_starts_them_over(tmp_path, signum):
     args = ("sig", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY, "--phase2-steps", "4096")

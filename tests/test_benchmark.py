@@ -42,9 +42,9 @@ def test_scripted_pushers_cooperation_pays_only_together_under_the_literal_rule(
 def test_render_policy_refuses_what_it_cannot_draw(tmp_path):
     script = os.path.join(ROOT, "benchmark", "render_policy.py")
     torch.save({"weights": 1}, tmp_path / "phase2.pt")
-    torch.save({"weights": 1}, tmp_path / "model.pt")
-    for path, message in ((tmp_path / "phase2.pt", "is not a checkpoint of maddpg_dvm.py or masac_dvm.py"),
-                          (tmp_path / "model.pt", "expected one of phase1.pt, dvm.pt, phase2.pt"),
+    torch.save({"algorithm": "maddpg_dvm", "kind": "best"}, tmp_path / "model.pt")
+    for path, message in ((tmp_path / "phase2.pt", "is not a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac"),
+                          (tmp_path / "model.pt", "is not a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac"),
                           (tmp_path / "missing" / "dvm.pt", "does not exist")):
         proc = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -352,3 +352,24 @@ def test_dvm_sources_are_every_spread_agent_and_agent_1_of_each_push_box_team(sc
         assert seen["vm"] == [(t.critics[i], t.buffer) for t in teams for i in agents]
     else:
         assert seen["vm"] == [(t.qfs[i], t.vfs[i], t.buffer) for t in teams for i in agents]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--gamma", "1.5"], "--gamma must be in (0, 1], got 1.5"),
+    (["--gamma", "0"], "--gamma must be in (0, 1]"),
+    (["--tau", "0"], "--tau must be in (0, 1]"),
+    (["--learning-rate", "-1"], "--learning-rate must be positive and finite, got -1.0"),
+    (["--learning-rate", "nan"], "--learning-rate must be positive and finite, got nan"),
+    (["--learning-rate", "inf"], "--learning-rate must be positive and finite"),
+    (["--dvm-learning-rate", "0"], "--dvm-learning-rate must be positive and finite"),
+    (["--dvm-iterations", "0"], "--dvm-mode dvm needs at least one DVM iteration"),
+    (["--phase1-steps", "0"], "--phase1-steps 0 is shorter than --learning-starts 64"),
+    (["--phase1-steps", "4", "--learning-starts", "0"], "or one step of the --num-envs 8 worlds"),
+    (["--seed", "-1"], "--seed must not be negative"),
+    (["--runs-dir", "/dev/null"], "cannot write the run folder"),
+])
+def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path, flags, message):
+    proc = run_script(script, tmp_path, *flags, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
+    assert not list(tmp_path.iterdir())  # nothing written

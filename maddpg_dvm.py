@@ -386,7 +386,8 @@ def train_students(teams, args, obs_dim, n_actions, device, saved=None):
                     Q0=Critic(args.n_agents, obs_dim, n_actions, args.hidden_dim))
         for name, state in saved["students"].items():
             nets[name].load_state_dict(state)
-        return {name: nets[name].to(device) for name in saved["students"]}, saved["losses"]
+        return ({name: nets[name].to(device) for name in saved["students"]},
+                {name: losses.to(device) for name, losses in saved["losses"].items()})
     agents = range(args.n_agents) if len(teams) == 1 else [0]
     students, losses = {}, {}
     if args.dvm_mode in ("distill", "dvm"):

@@ -373,3 +373,13 @@ def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path,
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_cuda_flag_runs_on_a_cpu_machine_with_the_same_numbers(script, tmp_path):
+    # CleanRL's --cuda: used when a GPU is there, else the run goes on on the CPU, number for number
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: --cuda would run there")
+    for name, flag in (("gpu", "--cuda"), ("cpu", "--no-cuda")):
+        run_script(script, tmp_path, flag, "--run-name", name, "--phase2-steps", "64")
+    a, b = (networks(load(tmp_path / name / "phase2.pt")) for name in ("gpu", "cpu"))
+    assert all_equal([a["actors"], b["actors"]])

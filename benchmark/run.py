@@ -408,9 +408,8 @@ class Progress:
             self.save_wall_time()
 
 
-def run_local(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress):
-    """Seeds side by side, JOBS runs at a time; a seed's branches too when there are fewer seeds than JOBS."""
-    jobs = parse_jobs(os.environ.get("JOBS", str(os.cpu_count())))
+def run_local(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress, jobs):
+    """Seeds side by side, `jobs` runs at a time; a seed's branches too when there are fewer seeds than jobs."""
     print(f"{cli.fig}: {cli.script} {' '.join(flags)}; seeds {' '.join(map(str, seeds))}, {jobs} jobs at a time")
     parallel, failures = max(1, jobs // len(seeds)), []
     with ThreadPoolExecutor(min(jobs, len(seeds))) as pool:
@@ -562,8 +561,7 @@ def main():
                      "--gpus-per-job at least 0")
     refuse_per_run_flags(flags, cli.variants)
     seeds = parse_seeds(env("SEEDS", "10"))
-    if cli.cluster == "local":
-        parse_jobs(env("JOBS", str(os.cpu_count())))
+    jobs = parse_jobs(env("JOBS", str(os.cpu_count()))) if cli.cluster == "local" else None
     out = os.path.join(OUT, "runs", cli.fig)
     # runs of one figure must share their flags, or a resumed figure would mix two configurations
     command, command_file = " ".join([cli.script, *flags]), os.path.join(out, "command.txt")
@@ -602,7 +600,7 @@ def main():
     signal.signal(signal.SIGTERM, stop_runs)
     try:
         if cli.cluster == "local":
-            failures = run_local(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress)
+            failures = run_local(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress, jobs)
         else:
             failures = run_on_cluster(cli, out, seeds, first, rest, flags, phase1, dvm_from, progress, jobs_left)
     except Interrupted:

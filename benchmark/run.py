@@ -432,9 +432,10 @@ def job_request(cli, branches):
     return params, ""
 
 
-def start_jobs(submitit, executor, cli, out, todo, folder, job_args):
+def start_jobs(submitit, executor, cli, out, todo, folder, job_args, jobs_left):
     """A job for each seed in todo, or the job of an earlier invocation that has not ended (jobs outlive run.py: never
-    a second job for the same runs). Returns ({seed: job}, failures); a refused submission stops the submitting."""
+    a second job for the same runs). Returns ({seed: job}, failures); a refused submission stops the submitting.
+    Each job goes into jobs_left as soon as it is known, so that a signal during the submitting names it."""
     handles = {}
     for s in todo:
         earlier = earlier_job(out, s) if cli.cluster == "slurm" else None
@@ -442,11 +443,12 @@ def start_jobs(submitit, executor, cli, out, todo, folder, job_args):
             print(f"  seed {s}: Slurm job {earlier[0]} of an earlier invocation has not ended; waiting for it",
                   flush=True)
             handles[s] = submitit.SlurmJob(folder=earlier[1], job_id=earlier[0])
-            continue
-        try:
-            handles[s] = submit(executor, cli, out, s, folder, job_args(s))
-        except Exception as e:  # noqa: BLE001 (sbatch refused: a bad partition, a limit on jobs, ...)
-            return handles, [f"seeds {' '.join(str(x) for x in todo if x >= s)}: not submitted ({sbatch_error(e)})"]
+        else:
+            try:
+                handles[s] = submit(executor, cli, out, s, folder, job_args(s))
+            except Exception as e:  # noqa: BLE001 (sbatch refused: a bad partition, a limit on jobs, ...)
+                return handles, [f"seeds {' '.join(str(x) for x in todo if x >= s)}: not submitted ({sbatch_error(e)})"]
+        jobs_left.add(handles[s].job_id)
     return handles, []
 
 
@@ -500,8 +502,7 @@ def run_on_cluster(cli, out, seeds, first, rest, flags, phase1, dvm_from, progre
             if v not in todo.get(s, []):
                 progress.report(s, v, "skipped")
     handles, failures = start_jobs(submitit, executor, cli, out, todo, folder, lambda s: (
-        cli.script, out, s, first, rest, flags, phase1[s], params["cpus_per_task"], None, dvm_from))
-    jobs_left.update(h.job_id for h in handles.values())
+        cli.script, out, s, first, rest, flags, phase1[s], params["cpus_per_task"], None, dvm_from), jobs_left)
 
     def collect(s, outcome):
         """The job's own statuses of its runs (a job that died: done where it wrote phase2.pt), and its failures."""

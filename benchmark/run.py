@@ -251,14 +251,19 @@ def job(script, out, seed, variant, flags, checkpoint=None, dvm_from=None):
 def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, report=None, dvm_from=None):
     """Every run of one seed: its Phase I (inside the run of variant `first`; None when `checkpoint` comes from
     another figure), then the variants in `rest` from that checkpoint, `parallel` at a time. The unit of work of
-    both the local runner and a Slurm job. Returns ({variant: (status, seconds)}, failures); a failed run does not
-    stop the others, but a failed Phase I leaves its seed's branches unrun. `report(seed, variant, status, seconds)`
-    is called after each run; `dvm_from` goes to job().
+    both the local runner and a Slurm job. Returns ({variant: (status, seconds; None if not run)}, failures); a failed
+    run does not stop the others, but a failed Phase I leaves its seed's branches unrun. `report(seed, variant, status,
+    seconds)` is called after each run; `dvm_from` goes to job().
     """
     if threading.current_thread() is threading.main_thread():  # a Slurm job: scancel stops its runs
         signal.signal(signal.SIGTERM, stop_runs)
         signal.signal(signal.SIGINT, stop_runs)
     statuses, failures = {}, []
+
+    def record(variant, status, seconds=None):
+        statuses[variant] = (status, seconds)
+        if report:
+            report(seed, variant, status, seconds)
 
     def one(variant, checkpoint=None):
         start = time.time()
@@ -267,16 +272,12 @@ def run_seed(script, out, seed, first, rest, flags, checkpoint, parallel=1, repo
         except Exception as e:  # noqa: BLE001 (a run that cannot even start is a failure like any other)
             failures.append(str(e))
             status = "failed"
-        statuses[variant] = (status, time.time() - start)
-        if report:
-            report(seed, variant, status, time.time() - start)
+        record(variant, status, time.time() - start)
         return status
 
     if first and one(first) == "failed":
         for variant in rest:  # counted as failed too, so that the progress lines add up
-            statuses[variant] = ("failed", 0.0)
-            if report:
-                report(seed, variant, "failed")
+            record(variant, "failed")
         return statuses, failures + [f"seed {seed} {' '.join(rest)}: not run, their Phase I failed"]
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda v: one(v, checkpoint), rest))

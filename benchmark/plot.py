@@ -268,6 +268,8 @@ def read_csv(path):
                 rows.append(parse_row(next(csv.reader([line])), columns, where))
     if columns is None:
         fail(f"{path}: no header line ({','.join(COLUMNS)})")
+    if header["command"] is None:  # (merging and --extra compare runs with it; it would be written back as "None")
+        fail(f"{path}: no '# command: ...' line, the command that made its curves")
     return header["command"], header["pieces"], header["durations"], rows
 
 

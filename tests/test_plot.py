@@ -246,6 +246,13 @@ def test_a_binary_file_as_csv_is_refused_in_one_line(tmp_path):
     nothing_written(tmp_path, "hand")
 
 
+def test_a_csv_without_its_command_is_refused(tmp_path):
+    # (--extra and merging compare with the command; plot.py wrote "# command: None" back, --extra had a traceback)
+    path = hand_csv(tmp_path, head=["# piece: seeds 1 2, wall time 120 s", HEADER])
+    refused(script("plot.py", tmp_path, "hand"), f"{path}: no '# command: ...' line")
+    nothing_written(tmp_path, "hand", path.read_text())
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_non_finite_return_is_refused_naming_seed_and_method(tmp_path, value):
     path = hand_csv(tmp_path)

@@ -27,7 +27,7 @@ OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/ i
 sys.path.insert(0, os.path.dirname(HERE))
 import maddpg_dvm  # noqa: E402
 import particle_envs  # noqa: E402
-from plot import read_checkpoint  # noqa: E402  (the benchmark's one checkpoint reader)
+from plot import fail, read_checkpoint  # noqa: E402  (the benchmark's one checkpoint reader and refusal)
 
 GRID = 21  # Agent 1 positions per axis for the heat map; every second one gets an arrow
 
@@ -38,10 +38,9 @@ def load_team(path, kind):
     checkpoint = read_checkpoint(path, ("maddpg_dvm",), (kind,), "Fig. 8")
     config, team = checkpoint["config"], checkpoint["teams"][0]
     if not {"domain", "n_agents", "hidden_dim", "temperature"} <= config.keys():
-        raise SystemExit(f"error: Fig. 8: {path!r} is an incomplete checkpoint (its config lacks settings)")
+        fail(f"Fig. 8: {path!r} is an incomplete checkpoint (its config lacks settings)")
     if config["domain"] != "spread" or config["n_agents"] != 2:
-        raise SystemExit(f"error: Fig. 8 needs a 2-agent spread run, {path!r} is {config['domain']} "
-                         f"with {config['n_agents']} agents")
+        fail(f"Fig. 8 needs a 2-agent spread run, {path!r} is {config['domain']} with {config['n_agents']} agents")
     obs_dim, hidden = particle_envs.make("spread", n_agents=2).single_observation_space.shape[0], config["hidden_dim"]
     # the checkpoint holds the script's nn.ModuleLists, one entry per agent
     actors = torch.nn.ModuleList([maddpg_dvm.Actor(obs_dim, 5, hidden) for _ in range(2)])
@@ -50,8 +49,7 @@ def load_team(path, kind):
         actors.load_state_dict(team["actors"])
         critics.load_state_dict(team["critics"])
     except (KeyError, RuntimeError, TypeError) as e:  # networks of another shape, or none: a damaged checkpoint
-        raise SystemExit(f"error: Fig. 8: {path!r} does not hold the networks its config describes "
-                         f"({type(e).__name__})") from None
+        fail(f"Fig. 8: {path!r} does not hold the networks its config describes ({type(e).__name__})")
     return actors, critics[0], config["temperature"]
 
 

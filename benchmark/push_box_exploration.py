@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import maddpg_dvm  # noqa: E402
 import particle_envs  # noqa: E402
-from plot import read_checkpoint  # noqa: E402  (the benchmark's one checkpoint reader)
+from plot import fail, read_checkpoint  # noqa: E402  (the benchmark's one checkpoint reader and refusal)
 
 WORLDS = 4096
 
@@ -47,17 +47,15 @@ def load_team_a(path):
     checkpoint = read_checkpoint(path, ("maddpg_dvm",), ("phase1",), "push_box_exploration.py")
     config = checkpoint["config"]
     if not {"domain", "hidden_dim", "box_rule", "box_mass"} <= config.keys():
-        raise SystemExit(f"error: push_box_exploration.py: {path!r} is an incomplete checkpoint (its config lacks "
-                         "settings)")
+        fail(f"push_box_exploration.py: {path!r} is an incomplete checkpoint (its config lacks settings)")
     if config["domain"] != "push_box" or len(checkpoint["teams"]) != 2:
-        raise SystemExit(f"error: push_box_exploration.py needs a push_box run's phase1.pt, {path!r} is of "
-                         f"{config['domain']}")
+        fail(f"push_box_exploration.py needs a push_box run's phase1.pt, {path!r} is of {config['domain']}")
     actors = torch.nn.ModuleList([maddpg_dvm.Actor(12, 5, config["hidden_dim"]) for _ in range(2)])
     try:
         actors.load_state_dict(checkpoint["teams"][0]["actors"])  # team A
     except (KeyError, RuntimeError, TypeError) as e:  # networks of another shape: a damaged checkpoint
-        raise SystemExit(f"error: push_box_exploration.py: {path!r} does not hold the networks its config describes "
-                         f"({type(e).__name__})") from None
+        fail(f"push_box_exploration.py: {path!r} does not hold the networks its config describes "
+             f"({type(e).__name__})")
     return actors, config
 
 

@@ -14,6 +14,8 @@ TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--
         "--batch-size", "32", "--dvm-iterations", "5", "--dvm-batch-size", "16", "--hidden-dim", "16",
         "--eval-every", "64", "--eval-episodes", "4", "--buffer-size", "1000", "--threads", "1",
         "--log-every", "4"]
+# TINY as benchmark/run.py passes it on: without --threads, which run.py sets per run itself (and refuses after --)
+RUN_TINY = [flag for i, flag in enumerate(TINY) if flag != "--threads" and TINY[i - 1] != "--threads"]
 
 
 def run_script(script, tmp_path, *flags, check=True, prelude=None):

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT, TINY
+from helpers import ROOT, RUN_TINY
 
 PLOT = os.path.join(ROOT, "benchmark", "plot.py")
 HEADER = "seed,variant,step,phase,return,return_team0,return_team1,return_target0,return_target1,return_target2"
@@ -20,7 +20,6 @@ PHASE2 = [(step, -6.0) for step in range(2000, 13000, 1000)]
 # the figure the --extra runs are checked against: a maddpg_dvm.py command with flags
 COMMAND = "maddpg_dvm.py --phase1-steps 2000 --phase2-steps 11000 --hidden-dim 16 --learning-rate 1e-3 --threads 1"
 SETTINGS = dict(phase1_steps=2000, phase2_steps=11000, hidden_dim=16, learning_rate=1e-3)
-RUN_PY_TINY = TINY[:TINY.index("--threads")] + TINY[TINY.index("--threads") + 2:]  # (run.py sets --threads itself)
 
 
 def script(name, out, *args):
@@ -413,7 +412,7 @@ def test_the_settings_of_a_figures_command(tmp_path):
 def test_push_box_figure_keeps_team_and_target_curves_in_its_csv(tmp_path):
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="1", JOBS="2")
     cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "box", "maddpg_dvm.py", "--variants", "none", "dvm",
-           "--", *RUN_PY_TINY, "--domain", "push_box", "--eval-episodes", "12"]
+           "--", *RUN_TINY, "--domain", "push_box", "--eval-episodes", "12"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = (tmp_path / "results" / "box.md").read_text()
@@ -441,7 +440,7 @@ def test_push_box_figure_keeps_team_and_target_curves_in_its_csv(tmp_path):
 def test_fig8_draws_the_scripts_own_checkpoints(tmp_path):
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="1", JOBS="2")
     cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "f8", "maddpg_dvm.py", "--variants", "none", "dvm",
-           "--plot", "fig8.py", "--", *RUN_PY_TINY]
+           "--plot", "fig8.py", "--", *RUN_TINY]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "images" / "f8.png").stat().st_size > 0

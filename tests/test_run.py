@@ -12,11 +12,9 @@ import time
 
 import pytest
 
-from helpers import ROOT, TINY
+from helpers import ROOT, RUN_TINY
 
 RUN_PY = [sys.executable, os.path.join(ROOT, "benchmark", "run.py")]
-# TINY without --threads, which run.py sets for every run itself (and refuses after --)
-RUN_TINY = [flag for i, flag in enumerate(TINY) if flag != "--threads" and TINY[i - 1] != "--threads"]
 
 
 def run_py(tmp_path, *args, timeout=600, **env):

@@ -620,7 +620,9 @@ def main():
     print(f"{cli.fig}: wall time {wall / 60:.1f} min" + (" (all invocations)" if earlier else ""))
     complete = [s for s in seeds if all(finished(os.path.join(out, f"seed{s}", v)) for v in cli.variants)]
     if complete:
-        subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig], check=not failures)
+        plot = subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig])
+        if plot.returncode != 0 and not failures:  # (its refusal, one line, is above)
+            sys.exit(f"{cli.fig}: {cli.plot} drew nothing (exit {plot.returncode}); see its error above")
     if failures:
         drawn = (f"the figure shows the {len(complete)} seed(s) whose runs all finished" if complete
                  else "no seed finished all its runs: nothing drawn")

@@ -449,8 +449,8 @@ def test_fig8_draws_the_scripts_own_checkpoints(tmp_path):
 def test_run_py_passes_on_a_refusal_of_the_plot_in_one_line(tmp_path):
     # every run finished before (nothing trains), but one diverged: plot.py refuses, run.py says so without a traceback
     fake_runs(tmp_path, "div", (1,), ("none", "dvm"), command="maddpg_dvm.py --hidden-dim 16", dvm_return=float("nan"))
-    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "div", "maddpg_dvm.py", "--variants", "none", "dvm",
-           "--", "--hidden-dim", "16"]
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "div", "maddpg_dvm.py", "--variants", "none",
+           "dvm", "--", "--hidden-dim", "16"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env=dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="1", JOBS="1"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -4,15 +4,15 @@ import csv
 import os
 import subprocess
 
-from helpers import ROOT, TINY
+from helpers import ROOT, RUN_TINY
 
-# TINY without --threads and --dvm-iterations, which run.py and each variant set
-RUN_TINY = [flag for i, flag in enumerate(TINY) if not {flag, TINY[i - 1]} & {"--threads", "--dvm-iterations"}]
+# without --dvm-iterations, which each variant sets
+FLAGS = [flag for i, flag in enumerate(RUN_TINY) if "--dvm-iterations" not in (flag, RUN_TINY[i - 1])]
 
 
 def test_dvm_iterations_part_runs_every_count_and_compares_it_with_2048(tmp_path):
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), PARTS="fig4a", SEEDS="2", JOBS="2")
-    proc = subprocess.run(["bash", "benchmark/dvm_iterations.sh", *RUN_TINY], cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run(["bash", "benchmark/dvm_iterations.sh", *FLAGS], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = tmp_path / "runs" / "dvm_iterations_fig4a"

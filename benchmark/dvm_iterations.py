@@ -125,6 +125,8 @@ if __name__ == "__main__":
                    f"{mean_std(st['start'])} | {mean_std(st['auc'])} | {mean_std(st['final'])} |")
             if variant == "dvm":
                 row += " | |"
+            elif len(seeds) < 2:  # one seed has no spread to resample: an interval would be a point
+                row += " one seed | one seed |"
             else:
                 contains_0 = True
                 for key in ("auc", "final"):
@@ -140,11 +142,12 @@ if __name__ == "__main__":
             ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
                             color=plot.COLOURS[variant], alpha=0.15)
         saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_it{smallest}" if smallest < 2048 else "dvm"]["seconds"].mean()
-        lines += ["", f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
+        lines += ["", "One seed so far: no intervals, no verdict.", ""] if len(seeds) < 2 else [
+                  "", f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
                   f"those of every larger count): **{smallest}**; it saves {saved:.1f} s per run, "
                   f"{100 * saved / stats['dvm']['seconds'].mean():.0f} % of the 2048-iteration step.", ""]
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
-        ax.set_title(f"{PARTS[part]} ({len(seeds)} seeds)", fontsize=9)
+        ax.set_title(f"{PARTS[part]} ({len(seeds)} seed" + "s" * (len(seeds) != 1) + ")", fontsize=9)
         ax.set_xlabel("environment steps (Phase II)")
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8, loc="lower right")

@@ -14,7 +14,8 @@ parts finished in pieces add up as the figures do.
 Per part and iteration count: the DVM step's duration (one torch thread), the KL (Eq. 3) and value-matching (Eq. 6)
 losses at the end of the step (mean over its last 5 % of iterations, at least one), the return right after the DVM
 step, the Phase II AUC and final return (as in plot.py), and DVM(k) minus DVM(2048) with 95 % paired bootstrap
-intervals over seeds. A count "cannot be told from 2048" where both intervals contain 0.
+intervals over seeds (from 2 seeds). A count "cannot be told from 2048" where both intervals contain 0, and so do those
+of every larger count; that verdict is given from 5 seeds on.
 """
 import csv
 import glob
@@ -142,7 +143,8 @@ if __name__ == "__main__":
             ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
                             color=plot.COLOURS[variant], alpha=0.15)
         saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_it{smallest}" if smallest < 2048 else "dvm"]["seconds"].mean()
-        lines += ["", "One seed so far: no intervals, no verdict.", ""] if len(seeds) < 2 else [
+        lines += ["", f"{len(seeds)} seed{'s' * (len(seeds) != 1)} so far: too few for a verdict (it takes 5).", ""] \
+            if len(seeds) < 5 else [
                   "", f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
                   f"those of every larger count): **{smallest}**; it saves {saved:.1f} s per run, "
                   f"{100 * saved / stats['dvm']['seconds'].mean():.0f} % of the 2048-iteration step.", ""]

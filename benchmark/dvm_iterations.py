@@ -2,14 +2,16 @@
 
     python benchmark/dvm_iterations.py
         -> benchmark/results/dvm_iterations.md, benchmark/images/dvm_iterations.png,
-           benchmark/results/dvm_iterations_steps.csv (every run's DVM step: duration and losses at its end)
+           benchmark/results/dvm_iterations_steps.csv (every run's DVM step: duration and losses at its end),
+           benchmark/results/dvm_iterations_losses.csv (the 2048-iteration steps' losses against iterations)
 
 Each part (a figure's settings: fig4a, fig4b, fig4c_lr1e-3) is a run.py "figure" named dvm_iterations_PART with the
 variants dvm (the paper's 2048 iterations), dvm_it1024, dvm_it256 and dvm_it64, all from one Phase I per seed; its
 Phase II curves are results/dvm_iterations_PART.csv, written by plot.py like any figure's. The DVM step of each run
 (dvm/seconds, and dvm/kl_loss and dvm/vm_loss per iteration, from the run's TensorBoard file) is merged into
 results/dvm_iterations_steps.csv: a run in runs/ replaces the committed row of the same part, seed and variant, so
-parts finished in pieces add up as the figures do.
+parts finished in pieces add up as the figures do. The losses of the 2048-iteration steps against iterations go the
+same way into results/dvm_iterations_losses.csv: they show where a shorter step stops on the paper's loss curve.
 
 Per part and iteration count: the DVM step's duration (one torch thread), the KL (Eq. 3) and value-matching (Eq. 6)
 losses at the end of the step (mean over its last 5 % of iterations, at least one), the return right after the DVM
@@ -39,33 +41,53 @@ PARTS = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents, lr 0.01", "fig4b": "Fig. 4
 ITERATIONS = {"dvm": 2048, "dvm_it1024": 1024, "dvm_it256": 256, "dvm_it64": 64}
 STEPS_CSV = os.path.join(OUT, "results", "dvm_iterations_steps.csv")
 STEP_COLUMNS = ["part", "seed", "variant", "iterations", "seconds", "kl_loss", "vm_loss"]
+LOSSES_CSV = os.path.join(OUT, "results", "dvm_iterations_losses.csv")
+LOSS_COLUMNS = ["part", "seed", "iteration", "kl_loss", "vm_loss"]
+CURVE_POINTS = [1, 2, 4, 8, 16] + list(range(32, 2049, 32))  # where the 2048-iteration loss curves are kept
+
+
+def loss_at(losses, k):
+    """The loss of a DVM step stopped after k iterations: the mean over its last 5 % of iterations (at least one), so
+    that a point of the 2048-iteration curve at k is measured as the end of a k-iteration step is."""
+    return losses[k - max(1, k // 20):k].mean()
 
 
 def step_of_run(run_dir):
-    """The DVM step of one finished run: its duration and the KL and VM losses over the last 5 % of iterations."""
+    """The DVM step of one finished run: its duration, the KL and VM losses at its end, and its curve of losses
+    against iterations at CURVE_POINTS ({iteration: {"kl_loss": ..., "vm_loss": ...}})."""
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0}).Reload()
-    row = dict(seconds=events.Scalars("dvm/seconds")[0].value)
+    row, curve = dict(seconds=events.Scalars("dvm/seconds")[0].value), {}
     for name in ("kl", "vm"):
         losses = np.array([e.value for e in events.Scalars(f"dvm/{name}_loss")])
-        row[f"{name}_loss"] = losses[-max(1, len(losses) // 20):].mean()
-    return row
+        row[f"{name}_loss"] = loss_at(losses, len(losses))
+        for k in CURVE_POINTS[:np.searchsorted(CURVE_POINTS, len(losses), side="right")]:
+            curve.setdefault(k, {})[f"{name}_loss"] = loss_at(losses, k)
+    return row, curve
 
 
 def read_steps():
-    """Committed rows of results/dvm_iterations_steps.csv, updated by every finished run in runs/, keyed by
-    (part, seed, variant)."""
-    steps = {}
+    """Committed rows of results/dvm_iterations_steps.csv and _losses.csv, updated by every finished run in runs/:
+    the steps keyed by (part, seed, variant), the 2048-iteration loss curves by (part, seed)."""
+    steps, curves = {}, {}
     if os.path.exists(STEPS_CSV):
         with open(STEPS_CSV) as f:
             for r in csv.DictReader(f):
                 steps[r["part"], int(r["seed"]), r["variant"]] = {k: float(r[k]) for k in STEP_COLUMNS[3:]}
+    if os.path.exists(LOSSES_CSV):
+        with open(LOSSES_CSV) as f:
+            for r in csv.DictReader(f):
+                curves.setdefault((r["part"], int(r["seed"])), {})[int(r["iteration"])] = {
+                    k: float(r[k]) for k in LOSS_COLUMNS[3:]}
     for part in PARTS:
         for done in glob.glob(os.path.join(OUT, "runs", f"dvm_iterations_{part}", "seed*", "*", "phase2.pt")):
             run_dir = os.path.dirname(done)
             variant, seed = os.path.basename(run_dir), int(os.path.basename(os.path.dirname(run_dir))[4:])
             if variant in ITERATIONS:
-                steps[part, seed, variant] = dict(iterations=ITERATIONS[variant], **step_of_run(run_dir))
-    return steps
+                row, curve = step_of_run(run_dir)
+                steps[part, seed, variant] = dict(iterations=ITERATIONS[variant], **row)
+                if variant == "dvm":
+                    curves[part, seed] = curve
+    return steps, curves
 
 
 def write_steps(steps):
@@ -75,6 +97,15 @@ def write_steps(steps):
         for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1], -ITERATIONS[kv[0][2]])):
             writer.writerow([part, seed, variant, int(r["iterations"]), f"{r['seconds']:.2f}", repr(float(r["kl_loss"])),
                              repr(float(r["vm_loss"]))])
+
+
+def write_curves(curves):
+    with open(LOSSES_CSV, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LOSS_COLUMNS)
+        for (part, seed), curve in sorted(curves.items()):
+            for k, r in sorted(curve.items()):
+                writer.writerow([part, seed, k, f"{r['kl_loss']:.6g}", f"{r['vm_loss']:.6g}"])
 
 
 def part_stats(part, steps):
@@ -103,19 +134,22 @@ def mean_std(x, digits=2):
 
 
 if __name__ == "__main__":
-    steps = read_steps()
+    steps, curves = read_steps()
     os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
     write_steps(steps)
+    write_curves(curves)
     parts = {part: s for part in PARTS if (s := part_stats(part, steps)) is not None}
     if not parts:
         sys.exit("no finished part: run benchmark/dvm_iterations.sh first")
     rng = np.random.default_rng(0)
     lines = ["### How many DVM iterations? (`bash benchmark/dvm_iterations.sh`)", ""]
-    fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 3.6), squeeze=False)
-    for ax, (part, (seeds, stats)) in zip(axes[0], parts.items()):
+    # top row: Phase II; below, the losses of the 2048-iteration step against iterations, the shorter steps' ends
+    fig, axes = plt.subplots(3, len(parts), figsize=(5 * len(parts), 10), squeeze=False)
+    for (ax, ax_vm, ax_kl), (part, (seeds, stats)) in zip(axes.T, parts.items()):
         lines += [f"**{PARTS[part]}**, {len(seeds)} seed" + "s" * (len(seeds) != 1) +
                   f"; Phase II curves in `results/dvm_iterations_{part}.csv`, DVM steps in "
-                  "`results/dvm_iterations_steps.csv`.", "",
+                  "`results/dvm_iterations_steps.csv`, losses against iterations in "
+                  "`results/dvm_iterations_losses.csv`.", "",
                   "| iterations | DVM step (s) | KL loss at the end | VM loss at the end | right after DVM | "
                   "Phase II AUC | final return | minus 2048, AUC (95 % CI) | minus 2048, final (95 % CI) |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -142,6 +176,21 @@ if __name__ == "__main__":
             ax.plot(st["steps"], mean, lw=1.5, color=plot.COLOURS[variant], label=f"{k} iterations")
             ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
                             color=plot.COLOURS[variant], alpha=0.15)
+            for loss_ax, key in ((ax_vm, "vm_loss"), (ax_kl, "kl_loss")):
+                loss_ax.plot(k, st[key].mean(), "o", color=plot.COLOURS[variant], label=f"end of the {k}-iteration step")
+        points = sorted(set.intersection(*(set(curves.get((part, s), {})) for s in seeds)))
+        for loss_ax, key, name in ((ax_vm, "vm_loss", "value matching, Eq. (6)"), (ax_kl, "kl_loss", "KL, Eq. (3)")):
+            if points:
+                values = np.array([[curves[part, s][k][key] for k in points] for s in seeds])
+                mean = values.mean(0)
+                loss_ax.plot(points, mean, lw=1.2, color=plot.COLOURS["dvm"], label="2048-iteration step")
+                loss_ax.fill_between(points, mean - values.std(0) / 2, mean + values.std(0) / 2,
+                                     color=plot.COLOURS["dvm"], alpha=0.15)
+            loss_ax.set_xscale("log", base=2)
+            loss_ax.set_yscale("log")
+            loss_ax.set_xlabel("DVM iteration")
+            loss_ax.set_ylabel(f"{name} loss")
+        ax_vm.legend(fontsize=7, loc="upper right")
         saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_it{smallest}" if smallest < 2048 else "dvm"]["seconds"].mean()
         lines += ["", f"{len(seeds)} seed{'s' * (len(seeds) != 1)} so far: too few for a verdict (it takes 5).", ""] \
             if len(seeds) < 5 else [

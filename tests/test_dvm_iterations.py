@@ -24,6 +24,16 @@ def test_dvm_iterations_part_runs_every_count_and_compares_it_with_2048(tmp_path
         steps = list(csv.DictReader(f))
     assert [(r["seed"], r["iterations"]) for r in steps] == [(s, k) for s in "12" for k in ("2048", "1024", "256", "64")]
     assert all(float(r["seconds"]) > 0 and float(r["kl_loss"]) >= 0 and float(r["vm_loss"]) >= 0 for r in steps)
+    with open(tmp_path / "results" / "dvm_iterations_losses.csv") as f:
+        curves = {(r["seed"], int(r["iteration"])): r for r in csv.DictReader(f)}
+    assert sorted(curves) == [(s, k) for s in "12" for k in [1, 2, 4, 8, 16, *range(32, 2049, 32)]]
+    for r in steps:
+        # a shorter step distils exactly as the first k iterations of the 2048 one (same Phase I, same random state):
+        # its loss at the end is the 2048 curve's point at k, measured over the same window
+        point = curves[r["seed"], int(r["iterations"])]
+        assert abs(float(r["kl_loss"]) - float(point["kl_loss"])) <= 1e-5 * float(r["kl_loss"])
+        if r["iterations"] == "2048":
+            assert abs(float(r["vm_loss"]) - float(point["vm_loss"])) <= 1e-5 * float(r["vm_loss"])
     table = (tmp_path / "results" / "dvm_iterations.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 2048", "| 1024", "| 256", "| 64"]

@@ -46,6 +46,11 @@ LOSS_COLUMNS = ["part", "seed", "iteration", "kl_loss", "vm_loss"]
 CURVE_POINTS = [1, 2, 4, 8, 16] + list(range(32, 2049, 32))  # where the 2048-iteration loss curves are kept
 
 
+def part_csv(part):
+    """The Phase II curves of a part, written by plot.py."""
+    return os.path.join(OUT, "results", f"dvm_iterations_{part}.csv")
+
+
 def loss_at(losses, k):
     """The loss of a DVM step stopped after k iterations: the mean over its last 5 % of iterations (at least one), so
     that a point of the 2048-iteration curve at k is measured as the end of a k-iteration step is."""
@@ -79,7 +84,13 @@ def read_steps():
                 curves.setdefault((r["part"], int(r["seed"])), {})[int(r["iteration"])] = {
                     k: float(r[k]) for k in LOSS_COLUMNS[3:]}
     for part in PARTS:
-        for done in glob.glob(os.path.join(OUT, "runs", f"dvm_iterations_{part}", "seed*", "*", "phase2.pt")):
+        root, csv_path = os.path.join(OUT, "runs", f"dvm_iterations_{part}"), part_csv(part)
+        if os.path.exists(os.path.join(root, "command.txt")) and os.path.exists(csv_path):
+            # as plot.py refuses to merge them into the curves, so here into the steps: nothing is written
+            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]
+            if ran != command:
+                plot.fail(f"{root} holds runs of another command ({ran}) than {csv_path} ({command})")
+        for done in glob.glob(os.path.join(root, "seed*", "*", "phase2.pt")):
             run_dir = os.path.dirname(done)
             variant, seed = os.path.basename(run_dir), int(os.path.basename(os.path.dirname(run_dir))[4:])
             if variant in ITERATIONS:
@@ -110,10 +121,9 @@ def write_curves(curves):
 
 def part_stats(part, steps):
     """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step."""
-    csv_path = os.path.join(OUT, "results", f"dvm_iterations_{part}.csv")
-    if not os.path.exists(csv_path):
+    if not os.path.exists(part_csv(part)):
         return None
-    _, _, _, rows = plot.read_csv(csv_path)
+    _, _, _, rows = plot.read_csv(part_csv(part))
     seeds = sorted(s for s in {r["seed"] for r in rows}
                    if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
                           for v in ITERATIONS))

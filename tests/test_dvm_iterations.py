@@ -3,6 +3,7 @@ step's cost and losses kept with the curves, and a table whose intervals compare
 import csv
 import os
 import subprocess
+import sys
 
 from helpers import ROOT, RUN_TINY
 
@@ -39,3 +40,12 @@ def test_dvm_iterations_part_runs_every_count_and_compares_it_with_2048(tmp_path
     assert [row.split(" | ")[0] for row in rows] == ["| 2048", "| 1024", "| 256", "| 64"]
     assert rows[0].endswith("| | |") and all("[" in row for row in rows[1:])  # DVM(k) - DVM(2048) with intervals
     assert (tmp_path / "images" / "dvm_iterations.png").stat().st_size > 0
+
+    # runs of another command are refused in one line, before anything is written (as plot.py refuses them)
+    (runs / "command.txt").write_text("maddpg_dvm.py --domain spread --n-agents 3\n")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()}
+    proc = subprocess.run([sys.executable, "benchmark/dvm_iterations.py"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    assert "another command" in proc.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == before

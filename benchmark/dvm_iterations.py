@@ -202,11 +202,15 @@ if __name__ == "__main__":
             loss_ax.set_ylabel(f"{name} loss")
         ax_vm.legend(fontsize=7, loc="upper right")
         saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_it{smallest}" if smallest < 2048 else "dvm"]["seconds"].mean()
-        lines += ["", f"{len(seeds)} seed{'s' * (len(seeds) != 1)} so far: too few for a verdict (it takes 5).", ""] \
-            if len(seeds) < 5 else [
-                  "", f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
-                  f"those of every larger count): **{smallest}**; it saves {saved:.1f} s per run, "
-                  f"{100 * saved / stats['dvm']['seconds'].mean():.0f} % of the 2048-iteration step.", ""]
+        if len(seeds) < 5:
+            verdict = f"{len(seeds)} seed{'s' * (len(seeds) != 1)} so far: too few for a verdict (it takes 5)."
+        elif smallest == 2048:
+            verdict = "No count below 2048 gives a Phase II that cannot be told from 2048's: of the counts tried, only the paper's 2048 will do."
+        else:
+            verdict = (f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
+                       f"those of every larger count): **{smallest}**; it saves {saved:.1f} s per run, "
+                       f"{100 * saved / stats['dvm']['seconds'].mean():.0f} % of the 2048-iteration step.")
+        lines += ["", verdict, ""]
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
         ax.set_title(f"{PARTS[part]} ({len(seeds)} seed" + "s" * (len(seeds) != 1) + ")", fontsize=9)
         ax.set_xlabel("environment steps (Phase II)")

@@ -205,7 +205,8 @@ if __name__ == "__main__":
         if len(seeds) < 5:
             verdict = f"{len(seeds)} seed{'s' * (len(seeds) != 1)} so far: too few for a verdict (it takes 5)."
         elif smallest == 2048:
-            verdict = "No count below 2048 gives a Phase II that cannot be told from 2048's: of the counts tried, only the paper's 2048 will do."
+            verdict = ("No count below 2048 gives a Phase II that cannot be told from 2048's: of the counts tried, only "
+                       "the paper's 2048 will do.")
         else:
             verdict = (f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
                        f"those of every larger count): **{smallest}**; it saves {saved:.1f} s per run, "

@@ -5,13 +5,14 @@
            benchmark/results/dvm_iterations_steps.csv (every run's DVM step: duration and losses at its end),
            benchmark/results/dvm_iterations_losses.csv (the 2048-iteration steps' losses against iterations)
 
-Each part (a figure's settings: fig4a, fig4b, fig4c_lr1e-3) is a run.py "figure" named dvm_iterations_PART with the
-variants dvm (the paper's 2048 iterations), dvm_it1024, dvm_it256 and dvm_it64, all from one Phase I per seed; its
-Phase II curves are results/dvm_iterations_PART.csv, written by plot.py like any figure's. The DVM step of each run
-(dvm/seconds, and dvm/kl_loss and dvm/vm_loss per iteration, from the run's TensorBoard file) is merged into
-results/dvm_iterations_steps.csv: a run in runs/ replaces the committed row of the same part, seed and variant, so
-parts finished in pieces add up as the figures do. The losses of the 2048-iteration steps against iterations go the
-same way into results/dvm_iterations_losses.csv: they show where a shorter step stops on the paper's loss curve.
+Each part (a figure's settings: fig4a, fig4a_lr1e-3, fig4b, fig4c_lr1e-3) is a run.py "figure" named
+dvm_iterations_PART with the variants dvm (the paper's 2048 iterations), dvm_it1024, dvm_it256 and dvm_it64, all from
+one Phase I per seed; its Phase II curves are results/dvm_iterations_PART.csv, written by plot.py like any figure's.
+The DVM step of each run (dvm/seconds, and dvm/kl_loss and dvm/vm_loss per iteration, from the run's TensorBoard file)
+is merged into results/dvm_iterations_steps.csv: a run in runs/ replaces the committed row of the same part, seed and
+variant, so parts finished in pieces add up as the figures do. The losses of the 2048-iteration steps against
+iterations go the same way into results/dvm_iterations_losses.csv: they show where a shorter step stops on the
+paper's loss curve.
 
 Per part and iteration count: the DVM step's duration (one torch thread), the KL (Eq. 3) and value-matching (Eq. 6)
 losses at the end of the step (mean over its last 5 % of iterations, at least one), the return right after the DVM
@@ -36,7 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plot  # noqa: E402  (the figures' CSV reader and statistics: one definition of AUC, final return, interval)
 
 OUT = plot.OUT
-PARTS = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents, lr 0.01", "fig4b": "Fig. 4b: MADDPG, spread, 3 agents, lr 0.01",
+PARTS = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents, lr 0.01",
+         "fig4a_lr1e-3": "Fig. 4a: MADDPG, spread, 2 agents, Phase II at lr 1e-3",
+         "fig4b": "Fig. 4b: MADDPG, spread, 3 agents, lr 0.01",
          "fig4c_lr1e-3": "Fig. 4c: MADDPG, spread, 4 agents, Phase II at lr 1e-3"}
 ITERATIONS = {"dvm": 2048, "dvm_it1024": 1024, "dvm_it256": 256, "dvm_it64": 64}
 STEPS_CSV = os.path.join(OUT, "results", "dvm_iterations_steps.csv")

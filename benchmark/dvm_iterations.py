@@ -159,8 +159,8 @@ if __name__ == "__main__":
     # top row: Phase II; below, the losses of the 2048-iteration step against iterations, the shorter steps' ends
     fig, axes = plt.subplots(3, len(parts), figsize=(5 * len(parts), 10), squeeze=False)
     for (ax, ax_vm, ax_kl), (part, (seeds, stats)) in zip(axes.T, parts.items()):
-        lines += [f"**{PARTS[part]}**, {len(seeds)} seed" + "s" * (len(seeds) != 1) +
-                  f"; Phase II curves in `results/dvm_iterations_{part}.csv`, DVM steps in "
+        n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
+        lines += [f"**{PARTS[part]}**, {n_seeds}; Phase II curves in `results/dvm_iterations_{part}.csv`, DVM steps in "
                   "`results/dvm_iterations_steps.csv`, losses against iterations in "
                   "`results/dvm_iterations_losses.csv`.", "",
                   "| iterations | DVM step (s) | KL loss at the end | VM loss at the end | right after DVM | "
@@ -204,19 +204,19 @@ if __name__ == "__main__":
             loss_ax.set_xlabel("DVM iteration")
             loss_ax.set_ylabel(f"{name} loss")
         ax_vm.legend(fontsize=7, loc="upper right")
-        saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_it{smallest}" if smallest < 2048 else "dvm"]["seconds"].mean()
         if len(seeds) < 5:
-            verdict = f"{len(seeds)} seed{'s' * (len(seeds) != 1)} so far: too few for a verdict (it takes 5)."
+            verdict = f"{n_seeds} so far: too few for a verdict (it takes 5)."
         elif smallest == 2048:
             verdict = ("No count below 2048 gives a Phase II that cannot be told from 2048's: of the counts tried, only "
                        "the paper's 2048 will do.")
         else:
+            saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_it{smallest}"]["seconds"].mean()
             verdict = (f"Smallest count whose Phase II cannot be told from 2048's (both intervals contain 0, and so do "
                        f"those of every larger count): **{smallest}**; it saves {saved:.1f} s per run, "
                        f"{100 * saved / stats['dvm']['seconds'].mean():.0f} % of the 2048-iteration step.")
         lines += ["", verdict, ""]
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
-        ax.set_title(f"{PARTS[part]} ({len(seeds)} seed" + "s" * (len(seeds) != 1) + ")", fontsize=9)
+        ax.set_title(f"{PARTS[part]} ({n_seeds})", fontsize=9)
         ax.set_xlabel("environment steps (Phase II)")
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8, loc="lower right")

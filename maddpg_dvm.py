@@ -103,6 +103,9 @@ class Args:
     """Adam learning rate of the distilled actor and the value-matched critic"""
     temperature: float = 1.0
     """softmax temperature tau that turns actor logits into action distributions (Eq. 3)"""
+    vm_permutations: int = 0
+    """beyond the paper: match each sample under this many agent permutations, drawn uniformly without replacement
+    every iteration, their sum scaled by n!/K to an unbiased estimate of Eq. (6); 0 = the exact sum over all n!"""
     eval_every: int = 1000
     """evaluate every this many environment transitions"""
     eval_episodes: int = 30
@@ -115,7 +118,8 @@ class Args:
 CHECKPOINT_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size",
                    "num_envs", "phase1_steps")
 # ... and the configuration a DVM step reused with --dvm-checkpoint must share
-DVM_KEYS = CHECKPOINT_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "temperature")
+DVM_KEYS = CHECKPOINT_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "temperature",
+                               "vm_permutations")
 
 
 def make_env(args, num_envs, phase, task=None):
@@ -314,19 +318,39 @@ def kl_divergence(source_logits, student_logits, temperature):
     return (source_log_probs.exp() * (source_log_probs - student_log_probs)).sum(-1)
 
 
-def permute_agents(obs, actions, perms):
-    """All agent permutations of a joint sample, observation and action blocks moved together.
+def sample_permutations(all_perms, batch_size, k):
+    """k distinct permutations per sample, a uniformly random k-subset of the n! rows of all_perms for each of the
+    batch_size samples (Floyd's algorithm, vectorized over the batch) -> (batch_size, k, n). k = n! gives each sample
+    every permutation."""
+    n_perms = len(all_perms)
+    chosen = torch.empty((batch_size, k), dtype=torch.long, device=all_perms.device)
+    for slot, j in enumerate(range(n_perms - k, n_perms)):
+        t = torch.randint(0, j + 1, (batch_size,), device=all_perms.device)
+        chosen[:, slot] = torch.where((chosen[:, :slot] == t[:, None]).any(1), j, t)  # taken already: j is not
+    return all_perms[chosen]
 
-    obs (B, n, d), actions (B, n, k), perms (P, n) -> (B * P, n, d), (B * P, n, k); row b * P + p is sample b
-    under permutation p.
+
+def permute_agents(obs, actions, perms):
+    """Agent permutations of a joint sample, observation and action blocks moved together.
+
+    obs (B, n, d), actions (B, n, k); perms (P, n), the same for every sample, or (B, P, n), each sample's own
+    -> (B * P, n, d), (B * P, n, k); row b * P + p is sample b under its permutation p.
     """
+    if perms.dim() == 3:
+        rows = torch.arange(len(obs), device=obs.device)[:, None, None]
+        return obs[rows, perms].flatten(0, 1), actions[rows, perms].flatten(0, 1)
     return obs[:, perms].flatten(0, 1), actions[:, perms].flatten(0, 1)
 
 
-def value_matching_loss(student, obs, actions, q_source, perms):
-    """Eq. (6): sum over all n! permutations X of (Q0(X) - Q^i(o, a))^2, averaged over the batch."""
-    q_student = student(*permute_agents(obs, actions, perms)).view(len(obs), len(perms))
-    return ((q_student - q_source[:, None]) ** 2).sum(1).mean()
+def value_matching_loss(student, obs, actions, q_source, perms, n_perms):
+    """Eq. (6): sum over all n_perms = n! permutations X of (Q0(X) - Q^i(o, a))^2, averaged over the batch.
+
+    perms (P, n): all n! of them, the exact sum; (B, P, n): P drawn per sample without replacement, whose sum times
+    n!/P is an unbiased estimate of the exact one (--vm-permutations).
+    """
+    n_drawn = perms.shape[-2]
+    q_student = student(*permute_agents(obs, actions, perms)).view(len(obs), n_drawn)
+    return ((q_student - q_source[:, None]) ** 2).sum(1).mean() * (n_perms / n_drawn)
 
 
 def distill_actor(sources, args, obs_dim, n_actions, device):
@@ -358,7 +382,7 @@ def match_values(sources, args, obs_dim, n_actions, device):
     """
     student = Critic(args.n_agents, obs_dim, n_actions, args.hidden_dim).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=args.dvm_learning_rate)
-    perms = torch.tensor(list(itertools.permutations(range(args.n_agents))), device=device)
+    all_perms = torch.tensor(list(itertools.permutations(range(args.n_agents))), device=device)
     losses = torch.zeros(args.dvm_iterations, device=device)
     for it in range(args.dvm_iterations):
         for critic, buffer in sources:
@@ -366,7 +390,9 @@ def match_values(sources, args, obs_dim, n_actions, device):
             actions = F.one_hot(actions, n_actions).float()
             with torch.no_grad():
                 q_source = critic(obs, actions)
-            loss = value_matching_loss(student, obs, actions, q_source, perms)  # Eq. (6)
+            perms = (sample_permutations(all_perms, len(obs), args.vm_permutations) if args.vm_permutations
+                     else all_perms)
+            loss = value_matching_loss(student, obs, actions, q_source, perms, len(all_perms))  # Eq. (6)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -459,8 +485,10 @@ def load_checkpoint(path, kind, args, keys):
     if found != ("maddpg_dvm", kind):
         raise SystemExit(f"error: {path!r} is not a maddpg_dvm {KINDS[kind]} checkpoint (it holds: "
                          f"{found[0] or 'not a checkpoint of these scripts'}, {KINDS.get(found[1], 'no kind')})")
-    mismatched = [f"{key}={checkpoint['config'].get(key)} (this run: {getattr(args, key)})"
-                  for key in keys if checkpoint["config"].get(key) != getattr(args, key)]
+    # a key missing from an older checkpoint's configuration had its default then (--vm-permutations came later)
+    config = {key: checkpoint["config"].get(key, getattr(Args, key)) for key in keys}
+    mismatched = [f"{key}={config[key]} (this run: {getattr(args, key)})" for key in keys
+                  if config[key] != getattr(args, key)]
     if mismatched:
         raise SystemExit(f"error: {KINDS[kind]} checkpoint {path!r} was made with another configuration: "
                          + ", ".join(mismatched))
@@ -476,6 +504,13 @@ def check_args(args):
         fail(f"spread supports --n-agents 2, 3 or 4, got {args.n_agents}")
     if args.domain == "push_box" and args.n_agents != 2:
         fail(f"push_box supports --n-agents 2 only, got {args.n_agents}")
+    n_perms = math.factorial(args.n_agents)
+    if not 0 <= args.vm_permutations <= n_perms:
+        fail(f"--vm-permutations must be in [0, {n_perms}] (the {args.n_agents}! agent permutations; 0: all of them), "
+             f"got {args.vm_permutations}")
+    if args.dvm_mode in ("vm", "dvm") and args.vm_permutations == 0 and args.n_agents >= 7:
+        fail(f"the exact value matching sum over all {n_perms} permutations of {args.n_agents} agents cannot finish in "
+             "reasonable time: sample them with --vm-permutations K (for example 8)")
     for key in ("num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every", "eval_episodes",
                 "update_every", "buffer_size", "log_every"):
         if getattr(args, key) < 1:

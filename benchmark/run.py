@@ -65,6 +65,12 @@ VARIANTS = {
     "dvm_it64": ["--dvm-mode", "dvm", "--dvm-iterations", "64"],
     "dvm_it256": ["--dvm-mode", "dvm", "--dvm-iterations", "256"],
     "dvm_it1024": ["--dvm-mode", "dvm", "--dvm-iterations", "1024"],
+    # sampled permutations (vm_permutations.sh): value matching under K permutations per sample instead of all n!
+    "dvm_k1": ["--dvm-mode", "dvm", "--vm-permutations", "1"],
+    "dvm_k2": ["--dvm-mode", "dvm", "--vm-permutations", "2"],
+    "dvm_k4": ["--dvm-mode", "dvm", "--vm-permutations", "4"],
+    "dvm_k8": ["--dvm-mode", "dvm", "--vm-permutations", "8"],
+    "dvm_k4_it6144": ["--dvm-mode", "dvm", "--vm-permutations", "4", "--dvm-iterations", "6144"],
 }
 # the flags job() gives every run itself: given after `--` as well, the script would take the later one, and every
 # "seed" would be one seed, a "No DVM" row a DVM run, or two runs one folder

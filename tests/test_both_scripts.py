@@ -309,6 +309,8 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
             ([*phase1, "--dvm-mode", "vm", "--dvm-checkpoint", str(full / "dvm.pt")],
              "was made with another configuration: dvm_mode=dvm (this run: vm)"),
             ([*phase1, "--dvm-iterations", "6", "--dvm-checkpoint", str(full / "dvm.pt")], "dvm_iterations=5 (this run: 6)"),
+            ([*phase1, "--vm-permutations", "2", "--dvm-checkpoint", str(full / "dvm.pt")],
+             "vm_permutations=0 (this run: 2)"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "other_phase1.pt")], "was made from another Phase I"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "DVM step checkpoint (it holds: "),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "none.pt")], "does not exist"),
@@ -329,9 +331,9 @@ def test_value_matching_loss_sums_over_permutations_and_averages_over_the_batch(
             def forward(self, obs, actions):
                 return student.flatten()
         perms = torch.tensor([[0, 1], [1, 0], [0, 1]])
-        loss = m.value_matching_loss(Lookup(), torch.zeros(2, 2, 3), torch.zeros(2, 2, 5), source, perms)
+        loss = m.value_matching_loss(Lookup(), torch.zeros(2, 2, 3), torch.zeros(2, 2, 5), source, perms, 3)
     else:
-        loss = m.value_matching_loss(student, source)
+        loss = m.value_matching_loss(student, source, 3)
     assert abs(loss.item() - want) < 1e-6
 
 
@@ -383,3 +385,127 @@ def test_cuda_flag_runs_on_a_cpu_machine_with_the_same_numbers(script, tmp_path)
         run_script(script, tmp_path, flag, "--run-name", name, "--phase2-steps", "64")
     a, b = (networks(load(tmp_path / name / "phase2.pt")) for name in ("gpu", "cpu"))
     assert all_equal([a["actors"], b["actors"]])
+
+
+# ---- --vm-permutations: Eq. (6)'s sum over n! permutations estimated from K drawn per sample ----
+
+def sampled_vm_loss(script, obs, actions, q_source, perms, n_perms, critic):
+    """One value of each script's Eq. (6) loss for a critic of (obs, actions) and per-sample permutations perms."""
+    m = SCRIPTS[script]
+    if script == "maddpg_dvm.py":
+        return m.value_matching_loss(critic, obs, actions, q_source, perms, n_perms)
+    values = critic(*m.permute_agents(obs, actions, perms)).view(len(obs), perms.shape[-2])
+    return m.value_matching_loss(values, q_source, n_perms)
+
+
+def vm_batch(script, n=4, batch=12, obs_dim=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.randn(batch, n, obs_dim, generator=gen)
+    if script == "maddpg_dvm.py":
+        actions = torch.nn.functional.one_hot(torch.randint(0, 5, (batch, n), generator=gen), 5).float()
+        critic = SCRIPTS[script].Critic(n, obs_dim, 5, 16)
+    else:
+        actions = torch.rand(batch, n, 2, generator=gen) * 2 - 1
+        critic = SCRIPTS[script].SoftQNetwork(n, obs_dim, 2, 16)
+    return obs, actions, torch.randn(batch, generator=gen), critic
+
+
+def all_permutations(n):
+    return torch.tensor(list(__import__("itertools").permutations(range(n))))
+
+
+def test_sampled_permutations_are_distinct_per_sample_and_uniform(script):
+    m = SCRIPTS[script]
+    torch.manual_seed(0)
+    perms = all_permutations(4)
+    drawn = m.sample_permutations(perms, 6000, 5)  # (6000, 5, 4)
+    index = (drawn[:, :, None, :] == perms[None, None]).all(-1).int().argmax(-1)  # which of the 24 rows
+    assert all(len(set(row)) == 5 for row in index.tolist())  # without replacement
+    counts = torch.bincount(index.flatten(), minlength=24).float()
+    expected = 6000 * 5 / 24
+    # each permutation in a sample's set with probability 5/24: counts within 5 standard deviations of the mean
+    assert (counts - expected).abs().max() < 5 * (6000 * 5 / 24 * (1 - 5 / 24)) ** 0.5, counts
+    # pairs too: a uniform 5-subset holds two given permutations with probability (5 * 4) / (24 * 23)
+    together = ((index == 0).any(1) & (index == 1).any(1)).float().sum()
+    assert abs(together - 6000 * 20 / 552) < 5 * (6000 * 20 / 552) ** 0.5, together
+
+
+def test_sampled_value_matching_loss_is_an_unbiased_estimate_of_the_exact_sum(script):
+    m = SCRIPTS[script]
+    torch.manual_seed(0)
+    obs, actions, q_source, critic = vm_batch(script)
+    perms = all_permutations(4)
+    with torch.no_grad():
+        exact = sampled_vm_loss(script, obs, actions, q_source, perms, 24, critic)
+        for k in (1, 3):
+            draws = torch.stack([sampled_vm_loss(script, obs, actions, q_source,
+                                                 m.sample_permutations(perms, len(obs), k), 24, critic)
+                                 for _ in range(2000)])
+            # the mean of 2000 draws is within 4 standard errors of the exact sum; a mean over the K terms (not
+            # scaled by n!/K) would be 24/K times too small, far outside
+            assert abs(draws.mean() - exact) < 4 * draws.std() / 2000 ** 0.5, (k, draws.mean(), exact)
+            assert draws.std() > 0  # they are random
+
+
+def test_all_n_factorial_permutations_drawn_without_replacement_give_the_exact_sum(script):
+    m = SCRIPTS[script]
+    torch.manual_seed(1)
+    obs, actions, q_source, critic = vm_batch(script, n=3)
+    perms = all_permutations(3)
+    drawn = m.sample_permutations(perms, len(obs), 6)
+    assert all(sorted(map(tuple, d.tolist())) == sorted(map(tuple, perms.tolist())) for d in drawn)
+    with torch.no_grad():
+        exact = sampled_vm_loss(script, obs, actions, q_source, perms, 6, critic)
+        assert torch.allclose(sampled_vm_loss(script, obs, actions, q_source, drawn, 6, critic), exact, rtol=1e-5)
+
+
+def test_sampled_permutations_move_observation_and_action_blocks_together(script):
+    # a critic that sums a function of each agent's (observation, action) pair is permutation-invariant: matched to its
+    # own values it has zero loss under any permutation, unless observations and actions were permuted apart
+    m = SCRIPTS[script]
+    torch.manual_seed(2)
+    obs, actions, _, _ = vm_batch(script, n=4, batch=32)
+    pair = torch.nn.Linear(obs.shape[2] + actions.shape[2], 1)
+    with torch.no_grad():
+        pair.weight[:, obs.shape[2]:] = 3 * torch.randn(actions.shape[2])  # actions weigh as much as observations
+
+    class Symmetric(torch.nn.Module):
+        def forward(self, obs, actions):
+            return (pair(torch.cat([obs, actions], -1)) ** 2).squeeze(-1).sum(1)
+
+    critic = Symmetric()
+    perms = m.sample_permutations(all_permutations(4), len(obs), 3)
+    with torch.no_grad():
+        q_source = critic(obs, actions)
+        # zero but for the rounding of sums taken in another order (values of order 50)
+        assert sampled_vm_loss(script, obs, actions, q_source, perms, 24, critic) < 1e-8 * (q_source**2).mean()
+        # the same critic with the actions left in agent order sees other pairs: a non-zero loss
+        p_obs, _ = m.permute_agents(obs, actions, perms)
+        apart = critic(p_obs, actions.repeat_interleave(3, 0)).view(32, 3)
+        assert ((apart - q_source[:, None]) ** 2).sum(1).mean() > 0.1
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_vm_permutations_zero_is_the_exact_sum_and_k_draws(script, monkeypatch, k):
+    # K = 0 takes the exact sum over the n! rows, drawing nothing; K > 0 draws K per sample every step
+    m = SCRIPTS[script]
+    torch.manual_seed(0)
+    args = m.Args(n_agents=3, hidden_dim=8, buffer_size=32, dvm_iterations=3, dvm_batch_size=4, vm_permutations=k)
+    team = m.Team(args, 6, 2 if script == "masac_dvm.py" else 5, "cpu")
+    team.buffer.add(torch.randn(32, 3, 6), torch.randint(0, 5, (32, 3)) if script == "maddpg_dvm.py"
+                    else torch.rand(32, 3, 2), torch.zeros(32), torch.randn(32, 3, 6))
+    calls, draw = [], m.sample_permutations
+    monkeypatch.setattr(m, "sample_permutations", lambda *a: calls.append(a[1:]) or draw(*a))
+    sources = [(team.critics[0], team.buffer)] if script == "maddpg_dvm.py" else [(team.qfs[0], team.vfs[0], team.buffer)]
+    m.match_values(sources, args, 6, 2 if script == "masac_dvm.py" else 5, "cpu")
+    assert calls == ([] if k == 0 else [(4, k)] * 3)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--vm-permutations", "-1"], "--vm-permutations must be in [0, 6] (the 3! agent permutations; 0: all of them)"),
+    (["--vm-permutations", "7"], "--vm-permutations must be in [0, 6]"),
+])
+def test_vm_permutations_out_of_range_is_one_line_before_any_work(script, tmp_path, flags, message):
+    proc = run_script(script, tmp_path, "--n-agents", "3", *flags, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and not list(tmp_path.iterdir())

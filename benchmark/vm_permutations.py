@@ -1,0 +1,260 @@
+"""Beyond the paper: value matching with K sampled permutations against the exact sum of Eq. (6). The table and plot of
+benchmark/vm_permutations.sh.
+
+    python benchmark/vm_permutations.py
+        -> benchmark/results/vm_permutations.md, benchmark/images/vm_permutations.png,
+           benchmark/results/vm_permutations_steps.csv (every run's DVM step: duration, losses at its end, and the
+           exact Eq. (6) loss of its matched critic on held-out transitions)
+
+Each part (fig4c_lr1e-3: 4 agents; fig4b_lr1e-3: 3 agents) is a run.py "figure" named vm_permutations_PART whose
+variants (dvm: the exact sum; dvm_kK: K sampled permutations per sample) start from one Phase I per seed (run.py
+--phase1-from); its Phase II curves are results/vm_permutations_PART.csv, written by plot.py like any figure's.
+
+The sampled steps minimize an estimate of Eq. (6), so their training losses are not the quantity to compare. Every
+run's matched critic Q0 (its dvm.pt) is therefore scored the same way: the exact Eq. (6) loss, the sum over all n!
+permutations, against each source critic of the seed's Phase I (its phase1.pt), averaged over the sources as the
+DVM step logs it, on held-out transitions: 128 fresh Phase I episodes of the Phase I team (3,200 joint samples,
+never in the buffer the DVM step sampled), epsilon-greedy with each world's epsilon drawn from Phase I's schedule as
+the buffer's rows were collected, the same episodes for every variant of a seed. Runs found in runs/ replace the
+committed row of the same part, seed and variant, so parts finished in pieces add up as the figures do.
+
+Per part and setting: the DVM step's duration (one torch thread), the training estimate and the held-out exact loss
+at its end, the return right after the DVM step, the Phase II AUC and final return (as in plot.py), and setting minus
+exact sum with 95 % paired bootstrap intervals over seeds (from 2 seeds). A K is "level with the exact sum" where
+both intervals contain 0, and so do those of every larger K at 2048 iterations; that verdict is given from 5 seeds.
+"""
+import csv
+import glob
+import itertools
+import math
+import os
+import sys
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+import dvm_iterations  # noqa: E402  (a run's DVM step from its TensorBoard file; mean ± std)
+import maddpg_dvm  # noqa: E402  (the networks and the Eq. (6) loss scored here)
+import particle_envs  # noqa: E402
+import plot  # noqa: E402  (the figures' CSV reader and statistics: one definition of AUC, final return, interval)
+
+OUT = plot.OUT
+# part -> (title, agents, {variant: (sampled permutations K, 0 = all n!; DVM iterations)})
+PARTS = {"fig4c_lr1e-3": ("4 agents (24 permutations), Fig. 4c's Phase I, Phase II at lr 1e-3", 4,
+                          {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048),
+                           "dvm_k4_it6144": (4, 6144)}),
+         "fig4b_lr1e-3": ("3 agents (6 permutations), Fig. 4b's Phase I, Phase II at lr 1e-3", 3,
+                          {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)})}
+STEPS_CSV = os.path.join(OUT, "results", "vm_permutations_steps.csv")
+STEP_COLUMNS = ["part", "seed", "variant", "permutations", "iterations", "seconds", "kl_loss", "vm_loss",
+                "vm_loss_exact"]
+HELD_OUT_WORLDS = 128  # held-out Phase I episodes per seed
+
+
+def part_csv(part):
+    """The Phase II curves of a part, written by plot.py."""
+    return os.path.join(OUT, "results", f"vm_permutations_{part}.csv")
+
+
+@torch.no_grad()
+def held_out_exact_loss(phase1_path, dvm_path, seed):
+    """The exact Eq. (6) loss of dvm.pt's matched critic Q0 against every source critic of phase1.pt, averaged over the
+    sources, on held-out transitions of fresh Phase I episodes (see the module's docstring)."""
+    phase1 = plot.read_checkpoint(phase1_path, ("maddpg_dvm",), ("phase1",), "vm_permutations.py")
+    dvm = plot.read_checkpoint(dvm_path, ("maddpg_dvm",), ("dvm",), "vm_permutations.py")
+    args = maddpg_dvm.Args(**{k: v for k, v in phase1["config"].items() if k in maddpg_dvm.Args.__dataclass_fields__})
+    n = args.n_agents
+    env = particle_envs.make("spread", num_envs=HELD_OUT_WORLDS, n_agents=n, phase=1, horizon=args.horizon)
+    obs_dim = env.single_observation_space.shape[0]
+    actors = torch.nn.ModuleList([maddpg_dvm.Actor(obs_dim, 5, args.hidden_dim) for _ in range(n)])
+    critics = torch.nn.ModuleList([maddpg_dvm.Critic(n, obs_dim, 5, args.hidden_dim) for _ in range(n)])
+    actors.load_state_dict(phase1["teams"][0]["actors"])
+    critics.load_state_dict(phase1["teams"][0]["critics"])
+    q0 = maddpg_dvm.Critic(n, obs_dim, 5, args.hidden_dim)
+    q0.load_state_dict(dvm["students"]["Q0"])
+
+    rng = np.random.default_rng(2**20 + seed)  # not a seed of the run's own worlds or exploration
+    # each world's epsilon at a uniformly drawn point of Phase I's schedule, as the buffer's rows were collected
+    progress = rng.random(HELD_OUT_WORLDS) * args.phase1_steps / max(1.0, args.exploration_fraction * args.phase1_steps)
+    epsilon = args.start_e + (args.end_e - args.start_e) * np.minimum(1.0, progress)
+    obs, samples = env.reset(seed=2**20 + seed), []
+    for _ in range(args.horizon):
+        greedy = maddpg_dvm.select_actions(actors, obs, 0.0, None, "cpu")
+        actions = np.where(rng.random(greedy.shape) < epsilon[:, None], rng.integers(0, 5, greedy.shape), greedy)
+        samples.append((obs, actions))
+        obs = env.step(actions)[0]
+    obs = torch.as_tensor(np.concatenate([o for o, _ in samples]))
+    actions = F.one_hot(torch.as_tensor(np.concatenate([a for _, a in samples])), 5).float()
+    perms = torch.tensor(list(itertools.permutations(range(n))))
+    losses = [maddpg_dvm.value_matching_loss(q0, obs, actions, critic(obs, actions), perms, len(perms))
+              for critic in critics]  # Eq. (6), every source
+    return float(torch.stack(losses).mean())
+
+
+def read_steps():
+    """Committed rows of results/vm_permutations_steps.csv, updated by every finished run in runs/, keyed by (part,
+    seed, variant)."""
+    steps = {}
+    if os.path.exists(STEPS_CSV):
+        with open(STEPS_CSV) as f:
+            for r in csv.DictReader(f):
+                steps[r["part"], int(r["seed"]), r["variant"]] = {k: float(r[k]) for k in STEP_COLUMNS[3:]}
+    for part, (_, _, variants) in PARTS.items():
+        root, csv_path = os.path.join(OUT, "runs", f"vm_permutations_{part}"), part_csv(part)
+        if os.path.exists(os.path.join(root, "command.txt")) and os.path.exists(csv_path):
+            # as plot.py refuses to merge them into the curves, so here into the steps: nothing is written
+            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]
+            if ran != command:
+                plot.fail(f"{root} holds runs of another command ({ran}) than {csv_path} ({command})")
+        for done in sorted(glob.glob(os.path.join(root, "seed*", "*", "phase2.pt"))):
+            run_dir = os.path.dirname(done)
+            variant, seed = os.path.basename(run_dir), int(os.path.basename(os.path.dirname(run_dir))[4:])
+            if variant not in variants:
+                continue
+            phase1_from = open(os.path.join(root, "phase1_from.txt")).read().strip()
+            phase1 = glob.glob(os.path.join(OUT, "runs", phase1_from, f"seed{seed}", "*", "phase1.pt"))
+            if len(phase1) != 1:
+                plot.fail(f"{run_dir}: the Phase I checkpoint of seed {seed} in runs/{phase1_from} is gone (found "
+                          f"{len(phase1)}); it scores the matched critic")
+            row, _ = dvm_iterations.step_of_run(run_dir)
+            exact = held_out_exact_loss(phase1[0], os.path.join(run_dir, "dvm.pt"), seed)
+            k, iterations = variants[variant]
+            steps[part, seed, variant] = dict(permutations=k, iterations=iterations, vm_loss_exact=exact, **row)
+            print(f"{part} seed {seed} {variant}: DVM step {row['seconds']:.0f} s, exact Eq. (6) loss held out "
+                  f"{exact:.4g} (training estimate {row['vm_loss']:.4g})", flush=True)
+    return steps
+
+
+def write_steps(steps):
+    """results/vm_permutations_steps.csv, written atomically (a temporary file, then a rename)."""
+    order = {v: i for _, _, variants in PARTS.values() for i, v in enumerate(variants)}
+    tmp = f"{STEPS_CSV}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(STEP_COLUMNS)
+        for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
+            writer.writerow([part, seed, variant, int(r["permutations"]), int(r["iterations"]), f"{r['seconds']:.2f}",
+                             repr(float(r["kl_loss"])), repr(float(r["vm_loss"])), repr(float(r["vm_loss_exact"]))])
+    os.replace(tmp, STEPS_CSV)
+
+
+def part_stats(part, steps):
+    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step."""
+    variants = PARTS[part][2]
+    if not os.path.exists(part_csv(part)):
+        return None
+    rows = plot.read_csv(part_csv(part))[3]
+    seeds = sorted(s for s in {r["seed"] for r in rows}
+                   if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
+                          for v in variants))
+    if not seeds:
+        return None
+    stats = {}
+    for variant in variants:
+        mine = sorted((r for r in rows if r["variant"] == variant and r["seed"] in seeds),
+                      key=lambda r: (r["seed"], r["step"]))
+        stats[variant] = plot.variant_stats(mine)
+        for key in ("seconds", "vm_loss", "vm_loss_exact"):
+            stats[variant][key] = np.array([steps[part, s, variant][key] for s in seeds])
+    return seeds, stats
+
+
+def setting(k, iterations, n_perms):
+    text = f"all {n_perms} (exact)" if k == 0 else f"{k} of {n_perms}"
+    return text + (f", {iterations} iterations" if iterations != 2048 else "")
+
+
+if __name__ == "__main__":
+    steps = read_steps()
+    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
+    write_steps(steps)
+    parts = {part: s for part in PARTS if (s := part_stats(part, steps)) is not None}
+    if not parts:
+        sys.exit("no finished part: run benchmark/vm_permutations.sh first")
+    rng = np.random.default_rng(0)
+    lines = ["### Sampled permutations in value matching (`bash benchmark/vm_permutations.sh`, beyond the paper)", ""]
+    fig, axes = plt.subplots(2, len(parts), figsize=(5.5 * len(parts), 8), squeeze=False)
+    for (ax, ax_loss), (part, (seeds, stats)) in zip(axes.T, parts.items()):
+        title, n_agents, variants = PARTS[part]
+        n_perms = math.factorial(n_agents)
+        n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
+        lines += [f"**{title}**, {n_seeds}; Phase II curves in `results/vm_permutations_{part}.csv`, DVM steps in "
+                  "`results/vm_permutations_steps.csv`.", "",
+                  "| permutations per sample | DVM step (s) | VM loss, training estimate | exact Eq. (6) loss, held out | "
+                  "right after DVM | Phase II AUC | final return | minus exact, AUC (95 % CI) | "
+                  "minus exact, final (95 % CI) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        level = {}  # K at 2048 iterations -> both intervals contain 0
+        for variant, (k, iterations) in variants.items():
+            st = stats[variant]
+            row = (f"| {setting(k, iterations, n_perms)} | {dvm_iterations.mean_std(st['seconds'], 1)} | "
+                   f"{dvm_iterations.mean_std(st['vm_loss'], 3)} | {dvm_iterations.mean_std(st['vm_loss_exact'], 3)} | "
+                   f"{dvm_iterations.mean_std(st['start'])} | {dvm_iterations.mean_std(st['auc'])} | "
+                   f"{dvm_iterations.mean_std(st['final'])} |")
+            if variant == "dvm":
+                row += " | |"
+            elif len(seeds) < 2:  # one seed has no spread to resample: an interval would be a point
+                row += " one seed | one seed |"
+            else:
+                contains_0 = True
+                for key in ("auc", "final"):
+                    diffs = st[key] - stats["dvm"][key]
+                    lo, hi = plot.bootstrap_ci(diffs, rng)
+                    row += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+                    contains_0 &= lo <= 0 <= hi
+                if iterations == 2048:
+                    level[k] = contains_0
+            lines.append(row)
+            mean = st["curves"].mean(0)
+            label = setting(k, iterations, n_perms)
+            ax.plot(st["steps"], mean, lw=1.5, color=plot.COLOURS[variant], label=label)
+            ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
+                            color=plot.COLOURS[variant], alpha=0.15)
+            ax_loss.errorbar(st["seconds"].mean(), st["vm_loss_exact"].mean(), xerr=st["seconds"].std(),
+                             yerr=st["vm_loss_exact"].std(), fmt="o", color=plot.COLOURS[variant], label=label)
+        # the smallest K at 2048 iterations that, with every larger K tried, cannot be told from the exact sum
+        smallest = None
+        for k in sorted(level, reverse=True):
+            if not level[k]:
+                break
+            smallest = k
+        if len(seeds) < 5:
+            verdict = f"{n_seeds} so far: too few for a verdict (it takes 5)."
+        elif smallest is None:
+            verdict = (f"No K tried gives a Phase II that cannot be told from the exact sum's over all {n_perms} "
+                       "permutations at 2048 iterations.")
+        else:
+            saved = stats["dvm"]["seconds"].mean() - stats[f"dvm_k{smallest}"]["seconds"].mean()
+            verdict = (f"Smallest K whose Phase II cannot be told from the exact sum's (both intervals contain 0, and "
+                       f"so do those of every larger K): **{smallest} of {n_perms}**; its DVM step takes {saved:.0f} s "
+                       f"less, {100 * saved / stats['dvm']['seconds'].mean():.0f} % of the exact step.")
+        lines += ["", verdict, ""]
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+        ax.set_title(f"{title} ({n_seeds})", fontsize=9)
+        ax.set_xlabel("environment steps (Phase II)")
+        ax.set_ylabel("evaluation return")
+        ax.legend(fontsize=7, loc="lower right")
+        ax_loss.set_yscale("log")
+        ax_loss.set_xlabel("DVM step (s, one thread)")
+        ax_loss.set_ylabel("exact Eq. (6) loss of Q0, held out")
+        ax_loss.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
+    png = os.path.join(OUT, "images", "vm_permutations.png")
+    fig.savefig(f"{png}.tmp{os.getpid()}.png", dpi=110)
+    os.replace(f"{png}.tmp{os.getpid()}.png", png)
+    lines.append("![vm_permutations](images/vm_permutations.png)")
+    md = os.path.join(OUT, "results", "vm_permutations.md")
+    with open(f"{md}.tmp{os.getpid()}", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(f"{md}.tmp{os.getpid()}", md)
+    print("\n".join(lines))

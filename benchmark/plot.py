@@ -61,10 +61,10 @@ NAMES = {"none": "No DVM", "distill": "Distillation", "vm": "Value Matching", "d
          "dvm_it256": "DVM, 256 iterations", "dvm_it64": "DVM, 64 iterations",
          "dvm_k1": "DVM, 1 sampled permutation", "dvm_k2": "DVM, 2 sampled permutations",
          "dvm_k4": "DVM, 4 sampled permutations", "dvm_k8": "DVM, 8 sampled permutations",
-         "dvm_k4_it6144": "DVM, 4 sampled permutations, 6144 iterations"}
+         "dvm_k4_it8192": "DVM, 4 sampled permutations, 8192 iterations"}
 COLOURS = {"none": "tab:grey", "distill": "tab:blue", "vm": "tab:green", "dvm": "tab:red", "dvm_no_learning": "tab:purple",
            "dvm_it1024": "tab:brown", "dvm_it256": "tab:olive", "dvm_it64": "tab:cyan", "dvm_k1": "tab:cyan",
-           "dvm_k2": "tab:olive", "dvm_k4": "tab:brown", "dvm_k8": "tab:purple", "dvm_k4_it6144": "tab:pink"}
+           "dvm_k2": "tab:olive", "dvm_k4": "tab:brown", "dvm_k8": "tab:purple", "dvm_k4_it8192": "tab:pink"}
 TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDPG, spread, 3 agents",
           "fig4c": "Fig. 4c: MADDPG, spread, 4 agents", "fig5a": "Fig. 5a: MA-SAC, spread, 2 agents",
           "fig5b": "Fig. 5b: MA-SAC, spread, 3 agents", "fig5c": "Fig. 5c: MA-SAC, spread, 4 agents",

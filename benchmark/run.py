@@ -70,7 +70,7 @@ VARIANTS = {
     "dvm_k2": ["--dvm-mode", "dvm", "--vm-permutations", "2"],
     "dvm_k4": ["--dvm-mode", "dvm", "--vm-permutations", "4"],
     "dvm_k8": ["--dvm-mode", "dvm", "--vm-permutations", "8"],
-    "dvm_k4_it6144": ["--dvm-mode", "dvm", "--vm-permutations", "4", "--dvm-iterations", "6144"],
+    "dvm_k4_it8192": ["--dvm-mode", "dvm", "--vm-permutations", "4", "--dvm-iterations", "8192"],
 }
 # the flags job() gives every run itself: given after `--` as well, the script would take the later one, and every
 # "seed" would be one seed, a "No DVM" row a DVM run, or two runs one folder

@@ -51,7 +51,7 @@ OUT = plot.OUT
 # part -> (title, agents, {variant: (sampled permutations K, 0 = all n!; DVM iterations)})
 PARTS = {"fig4c_lr1e-3": ("4 agents (24 permutations), Fig. 4c's Phase I, Phase II at lr 1e-3", 4,
                           {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048),
-                           "dvm_k4_it6144": (4, 6144)}),
+                           "dvm_k4_it8192": (4, 8192)}),
          "fig4b_lr1e-3": ("3 agents (6 permutations), Fig. 4b's Phase I, Phase II at lr 1e-3", 3,
                           {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)})}
 STEPS_CSV = os.path.join(OUT, "results", "vm_permutations_steps.csv")

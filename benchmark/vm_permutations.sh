@@ -4,7 +4,8 @@
 # sampled permutations, 2048 iterations, every Phase II at lr 1e-3 (where the matched critic decides Phase II, see
 # dvm_iterations.sh), identical otherwise:
 #   fig4c_lr1e-3: 4 agents (24 permutations; Phase I of dvm_iterations.sh's part fig4c_lr1e-3): K = 1, 4, 8, and K = 4
-#                 at 6144 iterations, about what the exact step costs (update_speed.py --dvm);
+#                 at 8192 iterations, about what the exact step costs (an exact iteration takes 4.1-4.6 times a
+#                 K = 4 one: benchmark/dvm_step_speed.py);
 #   fig4b_lr1e-3: 3 agents (6 permutations; Phase I as Fig. 4b's): K = 1, 2.
 # Then benchmark/vm_permutations.py measures the exact Eq. (6) loss of every run's matched critic on held-out
 # transitions and writes results/vm_permutations.md and images/vm_permutations.png. PARTS picks the parts (default
@@ -22,7 +23,7 @@ for part in $parts; do
         python benchmark/run.py dvm_iterations_fig4c_phase1 maddpg_dvm.py --variants none -- --domain spread \
             --n-agents 4 --phase1-steps 40000 --phase2-steps 30000 "$@"
         python benchmark/run.py vm_permutations_fig4c_lr1e-3 maddpg_dvm.py --phase1-from dvm_iterations_fig4c_phase1 \
-            --dvm-again --variants dvm dvm_k1 dvm_k4 dvm_k8 dvm_k4_it6144 -- --domain spread --n-agents 4 \
+            --dvm-again --variants dvm dvm_k1 dvm_k4 dvm_k8 dvm_k4_it8192 -- --domain spread --n-agents 4 \
             --phase1-steps 40000 --phase2-steps 30000 --learning-rate 0.001 "$@" ;;
     fig4b_lr1e-3)
         python benchmark/run.py vm_permutations_fig4b_phase1 maddpg_dvm.py --variants none -- --domain spread \

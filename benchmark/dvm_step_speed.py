@@ -1,7 +1,7 @@
 """The DVM step's cost per number of agents n: value matching over all n! permutations (Eq. 6) against K sampled ones
 (--vm-permutations K), against this machine's matmul peak. Beyond the paper, which stops at 4 agents.
 
-    python benchmark/dvm_step_speed.py [--threads 1] [--seconds 3] [--max-exact 6]
+    python benchmark/dvm_step_speed.py [--threads 1] [--seconds 3] [--max-exact 6] [--max-n 8]
 
 For n = 2 to 8 agents at the paper's sizes (2 x 256 hidden units, spread observations of 4n + 2 numbers) and the
 DVM step's batch (256 samples per source agent, every agent a source), it times one DVM iteration of maddpg_dvm.py
@@ -65,6 +65,7 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-exact", type=int, default=6, help="time the exact sum up to this many agents")
+    parser.add_argument("--max-n", type=int, default=8, help="the largest number of agents")
     cli = parser.parse_args()
     torch.set_num_threads(cli.threads)
     torch.manual_seed(0)
@@ -72,7 +73,7 @@ if __name__ == "__main__":
           "2 x 256 units), every agent a source")
     print(f"{'n':>2}{'n!':>7}{'K':>7}{'s/iter':>10}{'GFLOP/iter':>12}{'% of peak':>11}{'2048 iter':>14}{'vs exact':>10}")
     exact_share = None
-    for n in range(2, 9):
+    for n in range(2, cli.max_n + 1):
         peak = matmul_peak(cli.seconds)
         exact_seconds = None
         for k in [0, 1, 2, 4, 8]:

@@ -1,0 +1,16 @@
+"""benchmark/dvm_step_speed.py runs and reports what it says: every n and K, the exact sum timed or estimated."""
+import subprocess
+import sys
+
+from helpers import ROOT
+
+
+def test_dvm_step_speed_times_exact_and_sampled_steps_and_estimates_the_exact_beyond_max_exact():
+    proc = subprocess.run([sys.executable, "benchmark/dvm_step_speed.py", "--seconds", "0.01", "--max-exact", "2",
+                           "--max-n", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line[:2].strip().isdigit()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("2", "2", "all"), ("2", "2", "1"), ("3", "6", "all"),
+                                                   ("3", "6", "1"), ("3", "6", "2"), ("3", "6", "4")]
+    assert rows[0][-2] != "est." and rows[2][-2] == "est."  # timed up to --max-exact, estimated beyond
+    assert all(r[-1] == "1.0x" for r in rows if r[2] == "all")

@@ -326,6 +326,21 @@ def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_p
     assert a["eval_return"] == b["eval_return"]
 
 
+def test_phase2_explores_at_end_e(spread_run, tmp_path):
+    # catches Phase II exploring at --start-e (1 here) instead of --end-e (0 here): with the actors held through all
+    # of Phase II's 16 updates (--phase2-actor-delay), every action Phase II adds to the buffer is their greedy one
+    run(tmp_path, "--n-agents", "3", "--seed", "3", "--end-e", "0", "--phase2-actor-delay", "16",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", "greedy")
+    team = networks(load(tmp_path / "greedy" / "phase2.pt"))
+    obs, actions = team["buffer"]["obs"][256:], team["buffer"]["actions"][256:]
+    assert len(obs) == 128
+    for i, state in enumerate(per_agent(team, "actors", 3)):
+        actor = m.Actor(obs.shape[-1], 5, 16)
+        actor.load_state_dict(state)
+        with torch.no_grad():
+            assert torch.equal(actor(obs[:, i]).argmax(-1), actions[:, i]), i
+
+
 def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         run(tmp_path, "--seed", seed, "--run-name", name, "--phase2-steps", "64")

@@ -315,6 +315,9 @@ def test_dvm_step_hard_updates_every_network(spread_run, tmp_path, mode):
     critics = per_agent(team, "critics", 3) + per_agent(team, "target_critics", 3)
     assert all_equal(actors) == (mode in ("distill", "dvm"))
     assert all_equal(critics) == (mode in ("vm", "dvm"))
+    # an overwritten role's Adam starts afresh (no step taken yet), the others keep Phase I's moments
+    assert (not team["actor_optimizer"]["state"]) == (mode in ("distill", "dvm"))
+    assert (not team["q_optimizer"]["state"]) == (mode in ("vm", "dvm"))
 
 
 def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_path):

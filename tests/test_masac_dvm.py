@@ -309,6 +309,9 @@ def test_dvm_step_hard_updates_every_network(spread_run, tmp_path, mode):
     assert all_equal(per_agent(team, "actors", 3)) == (mode in ("distill", "dvm"))
     assert all_equal(per_agent(team, "qfs", 3)) == (mode in ("vm", "dvm"))
     assert all_equal(per_agent(team, "vfs", 3) + per_agent(team, "target_vfs", 3)) == (mode in ("vm", "dvm"))
+    # an overwritten role's Adam starts afresh (no step taken yet), the others keep Phase I's moments
+    assert (not team["actor_optimizer"]["state"]) == (mode in ("distill", "dvm"))
+    assert (not team["q_optimizer"]["state"]) == (not team["v_optimizer"]["state"]) == (mode in ("vm", "dvm"))
 
 
 def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_path):

@@ -20,6 +20,8 @@ from helpers import ROOT, all_equal, gif_frames, load, networks, progress_lines,
 SCRIPTS = {"maddpg_dvm.py": maddpg_dvm, "masac_dvm.py": masac_dvm}
 # the networks the critic warm-up trains from the first Phase II update: MADDPG's critics, MA-SAC's Q and V
 CRITICS = {"maddpg_dvm.py": ["critics"], "masac_dvm.py": ["qfs", "vfs"]}
+OPTIMIZERS = {"maddpg_dvm.py": ["actor_optimizer", "q_optimizer"],
+              "masac_dvm.py": ["actor_optimizer", "q_optimizer", "v_optimizer"]}
 
 
 @pytest.fixture(params=list(SCRIPTS), scope="module")
@@ -279,6 +281,25 @@ def test_phase2_actor_delay_trains_only_the_critics_first(script, spread_run, tm
     proc = run_script(script, tmp_path, *common, "--phase2-actor-delay", "17", check=False)  # TINY's Phase II has 16 updates
     assert proc.returncode != 0 and "--phase2-actor-delay 17 is longer than Phase II, which has 16" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_phase2_keeps_phase1s_buffer(script, spread_run):
+    # catches a Phase II that starts from an empty buffer: its first rows are Phase I's, then come its own 128
+    full = spread_run / "full"
+    phase1, phase2 = (networks(load(full / name))["buffer"] for name in ("phase1.pt", "phase2.pt"))
+    assert len(phase1["obs"]) == 256 and len(phase2["obs"]) == 256 + 128 and phase2["pos"] == 256 + 128
+    for key in ("obs", "next_obs", "actions", "rewards"):
+        assert torch.equal(phase2[key][:256], phase1[key]), key
+
+
+def test_hard_updated_networks_start_phase2_with_fresh_adam(script, spread_run):
+    # catches optimizers that keep the Adam moments of the weights the DVM step overwrote: after --dvm-mode dvm every
+    # optimizer has taken Phase II's 16 steps only, not Phase I's 25 before them
+    full = spread_run / "full"
+    for key in OPTIMIZERS[script]:
+        steps = [[int(state["step"]) for state in networks(load(full / name))[key]["state"].values()]
+                 for name in ("phase1.pt", "phase2.pt")]
+        assert steps[0] and set(steps[0]) == {25} and steps[1] and set(steps[1]) == {16}, key
 
 
 def test_dvm_checkpoint_gives_the_same_phase2_without_the_dvm_step(script, spread_run, tmp_path):

@@ -1,7 +1,9 @@
 """maddpg_dvm.py: the DVM functions in process, the whole Phase I -> DVM -> Phase II flow through subprocesses."""
 import glob
 import itertools
+import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,6 +32,56 @@ def test_kl_of_identical_policies_is_zero_and_positive_otherwise():
         assert torch.allclose(kl, want, atol=1e-6)
     # the direction of Eq. (3): the source policy weighs the log ratio
     assert not torch.allclose(m.kl_divergence(logits, other, 1.0), m.kl_divergence(other, logits, 1.0))
+
+
+def distill_constant_sources(source_logits, **kwargs):
+    """distill_actor from sources whose logits are `source_logits` (one row per source) whatever the observation, on
+    a buffer holding one observation: the student's logits there, and the losses."""
+    torch.manual_seed(0)
+    n = len(source_logits)
+    args = m.Args(**{**dict(n_agents=n, hidden_dim=16, dvm_batch_size=8, dvm_learning_rate=3e-3, buffer_size=8),
+                     **kwargs})
+    buffer = m.ReplayBuffer(8, n, 4, "cpu")
+    obs = torch.randn(1, 1, 4).expand(8, n, 4)
+    buffer.add(obs, torch.zeros(8, n, dtype=torch.long), torch.zeros(8), obs)
+    sources = [m.Actor(4, 5, 8) for _ in range(n)]
+    with torch.no_grad():
+        for actor, logits in zip(sources, source_logits):
+            actor.fc_logits.weight.zero_()
+            actor.fc_logits.bias.copy_(logits)
+    pi0, losses = m.distill_actor([(a, buffer, i) for i, a in enumerate(sources)], args, 4, 5, "cpu")
+    with torch.no_grad():
+        return pi0(obs[0, 0]), losses
+
+
+def test_distillation_kl_weighs_by_the_source():
+    # catches KL(pi0 || pi^i) in place of Eq. (3)'s KL(pi^i || pi0), in kl_divergence or in the order distill_actor
+    # passes the policies. By hand: p = (1/2, 1/2), q = (9/10, 1/10): KL(p || q) = ln(5/9) / 2 + ln(5) / 2 = 0.5108
+    # (KL(q || p) = 0.3681), at any temperature for logits tau times the log-probabilities.
+    p, q = torch.tensor([[0.5, 0.5]]).log(), torch.tensor([[0.9, 0.1]]).log()
+    for tau in (1.0, 2.0):
+        assert math.isclose(m.kl_divergence(tau * p, tau * q, tau).item(), 0.5 * math.log(5 / 9) + 0.5 * math.log(5),
+                            rel_tol=1e-5)
+    # Two sources on the same observations, one sure of action 0, the other of action 4: the sum of KL(pi^i || pi0)
+    # is smallest at their mixture (0.005 on each middle action), the sum of the reversed KLs at their normalized
+    # geometric mean (0.032 on each middle action).
+    p, q = torch.tensor([0.98] + [0.005] * 4), torch.tensor([0.005] * 4 + [0.98])
+    student, _ = distill_constant_sources(torch.stack([p.log(), q.log()]), dvm_iterations=300)
+    assert torch.allclose(student.softmax(-1), (p + q) / 2, atol=3e-3)
+
+
+def test_distillation_loss_is_the_kl_at_the_temperature():
+    # catches a distillation that ignores --temperature. At learning rate 0 the student keeps its initial weights, so
+    # the first logged loss is Eq. (3) at tau between the source and that student, here by hand.
+    source = torch.tensor([4.0, 1.0, 0.0, -1.0, -4.0])
+    kls = []
+    for tau in (1.0, 3.0):
+        student, losses = distill_constant_sources(source[None], temperature=tau, dvm_iterations=1,
+                                                   dvm_learning_rate=0.0)
+        p, s = (source / tau).softmax(-1), (student / tau).softmax(-1)
+        kls.append((p * (p.log() - s.log())).sum().item())
+        assert math.isclose(losses[0].item(), kls[-1], rel_tol=1e-5)
+    assert kls[1] < 0.5 * kls[0]  # the temperature matters here
 
 
 def test_permute_agents_moves_observation_and_action_blocks_together():
@@ -156,6 +208,29 @@ def update_team(n_agents=2, obs_dim=10, **kwargs):
     return args, team
 
 
+def test_exploration_draws_every_action():
+    # catches epsilon-greedy drawing its random action from 0..3 only: at epsilon 1 each of the 5 actions comes up
+    # about equally often whatever the greedy one; at epsilon 1/2 the greedy action half the time plus its 1/10
+    actor = m.Actor(4, 5, 8)
+    favour(actor, 4)
+    obs = torch.randn(4000, 2, 4).numpy()
+    for epsilon, want in ((1.0, [0.2] * 5), (0.5, [0.1] * 4 + [0.6])):
+        actions = m.select_actions([actor, actor], obs, epsilon, np.random.default_rng(0), "cpu")
+        assert np.allclose(np.bincount(actions.ravel(), minlength=5) / actions.size, want, atol=0.02), epsilon
+
+
+def test_every_critic_and_actor_gradient_is_clipped_to_max_grad_norm():
+    # catches the critics' (or actors') gradient clipping removed, or clipped jointly instead of network by network:
+    # the TD errors of fresh networks give gradients far above 1e-4, so each network's norm must be cut to 1e-4
+    args, team = update_team(max_grad_norm=1e-4)
+    team.actor_optimizer = torch.optim.SGD(team.actors.parameters(), lr=0.0)  # keep the networks, read gradients
+    team.q_optimizer = torch.optim.SGD(team.critics.parameters(), lr=0.0)
+    m.maddpg_update(team, args, 5)
+    for net in list(team.critics) + list(team.actors):
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters()]))
+        assert math.isclose(norm.item(), 1e-4, rel_tol=0.02)
+
+
 def test_td_target_uses_gamma_the_target_critics_and_the_target_actors_next_actions():
     # Q^i = 3 everywhere; target critic Q-bar^i(o', a') = 1 iff agent 0 takes action 2 at o'; the target actors take
     # action 2, the online actors action 4. The target is r + gamma * Q-bar(o', a'(o')) = -1 + 0.9 * 1. Dropping gamma
@@ -240,6 +315,9 @@ def test_dvm_step_hard_updates_every_network(spread_run, tmp_path, mode):
     critics = per_agent(team, "critics", 3) + per_agent(team, "target_critics", 3)
     assert all_equal(actors) == (mode in ("distill", "dvm"))
     assert all_equal(critics) == (mode in ("vm", "dvm"))
+    # an overwritten role's Adam starts afresh (no step taken yet), the others keep Phase I's moments
+    assert (not team["actor_optimizer"]["state"]) == (mode in ("distill", "dvm"))
+    assert (not team["q_optimizer"]["state"]) == (mode in ("vm", "dvm"))
 
 
 def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_path):
@@ -249,6 +327,21 @@ def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_p
     for key in ("actors", "critics", "target_actors", "target_critics"):
         assert all_equal([networks(a)[key], networks(b)[key]]), key
     assert a["eval_return"] == b["eval_return"]
+
+
+def test_phase2_explores_at_end_e(spread_run, tmp_path):
+    # catches Phase II exploring at --start-e (1 here) instead of --end-e (0 here): with the actors held through all
+    # of Phase II's 16 updates (--phase2-actor-delay), every action Phase II adds to the buffer is their greedy one
+    run(tmp_path, "--n-agents", "3", "--seed", "3", "--end-e", "0", "--phase2-actor-delay", "16",
+        "--phase1-checkpoint", str(spread_run / "full" / "phase1.pt"), "--run-name", "greedy")
+    team = networks(load(tmp_path / "greedy" / "phase2.pt"))
+    obs, actions = team["buffer"]["obs"][256:], team["buffer"]["actions"][256:]
+    assert len(obs) == 128
+    for i, state in enumerate(per_agent(team, "actors", 3)):
+        actor = m.Actor(obs.shape[-1], 5, 16)
+        actor.load_state_dict(state)
+        with torch.no_grad():
+            assert torch.equal(actor(obs[:, i]).argmax(-1), actions[:, i]), i
 
 
 def test_same_seed_same_numbers_and_another_seed_differs(tmp_path):

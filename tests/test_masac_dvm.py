@@ -34,6 +34,39 @@ def test_gaussian_kl_matches_monte_carlo_and_is_zero_for_identical_policies():
     assert not torch.allclose(kl, m.gaussian_kl(mean_q, log_std_q, mean_p, log_std_p))
 
 
+def constant_policy(mean, std, obs_dim=4):
+    """An actor whose Gaussian is N(mean, std^2) in both action dimensions, whatever the observation."""
+    actor = m.Actor(obs_dim, 2, 8)
+    bias = math.atanh((math.log(std) - m.LOG_STD_MIN) / (0.5 * (m.LOG_STD_MAX - m.LOG_STD_MIN)) - 1)
+    with torch.no_grad():
+        for layer, value in ((actor.fc_mean, mean), (actor.fc_logstd, bias)):
+            layer.weight.zero_()
+            layer.bias.fill_(value)
+    return actor
+
+
+def test_distillation_kl_weighs_by_the_source():
+    # catches KL(pi0 || pi^i) in place of Eq. (3)'s KL(pi^i || pi0), in gaussian_kl or in the order distill_actor
+    # passes the policies. By hand, p = N(0, 1), q = N(1, 2^2) (and an equal second dimension):
+    # KL(p || q) = ln 2 + (1 + 1) / 8 - 1/2 = 0.4431 (KL(q || p) = 1.3069)
+    kl = m.gaussian_kl(torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]),
+                       torch.tensor([[math.log(2), 0.0]]))
+    assert math.isclose(kl.item(), math.log(2) + 2 / 8 - 0.5, rel_tol=1e-6)
+    # Two sources on the same observations, N(1, 0.2^2) and N(-1, 0.2^2): the sum of KL(pi^i || pi0) is smallest at
+    # the Gaussian of their mixture's moments, std (0.2^2 + 1)^(1/2) = 1.02; the sum of the reversed KLs at std 0.2
+    torch.manual_seed(0)
+    args = m.Args(n_agents=2, hidden_dim=16, dvm_iterations=300, dvm_batch_size=8, dvm_learning_rate=3e-3,
+                  buffer_size=8)
+    buffer = m.ReplayBuffer(8, 2, 4, 2, "cpu")
+    obs = torch.randn(1, 1, 4).expand(8, 2, 4)
+    buffer.add(obs, torch.zeros(8, 2, 2), torch.zeros(8), obs)
+    sources = [constant_policy(1.0, 0.2), constant_policy(-1.0, 0.2)]
+    pi0, _ = m.distill_actor([(a, buffer, i) for i, a in enumerate(sources)], args, 4, 2, "cpu")
+    with torch.no_grad():
+        mean, log_std = pi0(obs[0, 0])
+    assert mean.abs().max() < 0.05 and torch.allclose(log_std.exp(), torch.tensor(1.04 ** 0.5), atol=0.02)
+
+
 def test_squashed_log_prob_is_the_density_of_the_action():
     mean, log_std = torch.tensor([0.3, -0.5]), torch.tensor([0.4, 0.7]).log()
     # the density integrates to 1 over the action square (midpoint rule on a 1000 x 1000 grid)
@@ -276,6 +309,9 @@ def test_dvm_step_hard_updates_every_network(spread_run, tmp_path, mode):
     assert all_equal(per_agent(team, "actors", 3)) == (mode in ("distill", "dvm"))
     assert all_equal(per_agent(team, "qfs", 3)) == (mode in ("vm", "dvm"))
     assert all_equal(per_agent(team, "vfs", 3) + per_agent(team, "target_vfs", 3)) == (mode in ("vm", "dvm"))
+    # an overwritten role's Adam starts afresh (no step taken yet), the others keep Phase I's moments
+    assert (not team["actor_optimizer"]["state"]) == (mode in ("distill", "dvm"))
+    assert (not team["q_optimizer"]["state"]) == (not team["v_optimizer"]["state"]) == (mode in ("vm", "dvm"))
 
 
 def test_resuming_from_phase1_checkpoint_gives_the_same_phase2(spread_run, tmp_path):

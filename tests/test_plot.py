@@ -4,10 +4,12 @@ CSV's run durations and cost, and a one-line refusal, with nothing written, of e
 import dataclasses
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -201,6 +203,33 @@ def test_table_numbers_of_hand_made_curves(tmp_path):
     assert "| No DVM | -10.00 ± 0.00 | -10.00 | -10.00 ± 0.00 | -10.00 ± 0.00 | +3.30 [+3.20, +3.40] | " \
            "+4.00 [+4.00, +4.00] |" in table
     assert "| DVM | -6.00 ± 0.00 | -13.00 | -6.70 ± 0.10 | -6.00 ± 0.00 | | |" in table
+
+
+def test_bootstrap_pairs_the_methods_seed_by_seed(tmp_path):
+    """catches an unpaired bootstrap (each method's seeds resampled on their own): six seeds from -20 to -1, DVM 2
+    above No DVM on each (within 0.1), so the paired interval of DVM minus No DVM lies within [1.9, 2.1], where an
+    unpaired one spans the spread between seeds (about 9 wide)."""
+    levels, wobble = [-20.0, -14.0, -10.0, -6.0, -3.0, -1.0], [0.1, -0.1, 0.0, 0.05, -0.05, 0.1]
+    rows = []
+    for seed, (level, w) in enumerate(zip(levels, wobble), start=1):
+        rows += [f"{seed},phase1,{step},1,{level},,,,," for step, _ in PHASE1]
+        rows += [f"{seed},none,{step},2,{level},,,,," for step, _ in PHASE2]
+        rows += [f"{seed},dvm,{step},2,{level + 2 + w},,,,," for step, _ in PHASE2]
+    hand_csv(tmp_path, rows=rows, head=["# command: maddpg_dvm.py --made-by-hand",
+                                        "# piece: seeds 1 2 3 4 5 6, wall time 120 s", HEADER])
+    proc = script("plot.py", tmp_path, "hand")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in (tmp_path / "results" / "hand.md").read_text().splitlines()
+               if line.startswith("| No DVM |"))
+    intervals = re.findall(r"\+2\.\d\d \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]", row)
+    assert len(intervals) == 2, row  # AUC and final
+    for lo, hi in intervals:
+        assert 1.9 <= float(lo) <= float(hi) <= 2.1, row
+    # the premise: unpaired, the same numbers give an interval many times wider
+    rng, a = np.random.default_rng(0), np.array(levels)
+    unpaired = rng.choice(a + 2 + np.array(wobble), (10_000, 6)).mean(1) - rng.choice(a, (10_000, 6)).mean(1)
+    lo, hi = np.percentile(unpaired, [2.5, 97.5])
+    assert hi - lo > 5
 
 
 def test_a_committed_figure_redraws_with_the_committed_table(tmp_path):

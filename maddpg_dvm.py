@@ -303,6 +303,18 @@ def maddpg_update(team, args, n_actions, update_actors=True):
     return qf_loss.detach(), actor_loss.detach()
 
 
+def update_steps(args, num_steps, buffer_len):
+    """The batched steps of a phase of `num_steps` transitions after which every agent makes a gradient update: those
+    whose index is a multiple of --update-every, once the replay buffer holds --learning-starts transitions (it holds
+    `buffer_len` before the phase, --num-envs more after each step, at most --buffer-size). run_phase updates at these
+    steps, and check_args refuses a Phase I with none."""
+    if args.buffer_size < args.learning_starts:  # it never holds enough
+        return range(0)
+    # the first step after which buffer_len + (step + 1) * num_envs >= learning_starts (-(-x // y): x / y rounded up)
+    first = max(0, -(-(args.learning_starts - buffer_len) // args.num_envs) - 1)
+    return range(first + -first % args.update_every, num_steps // args.num_envs, args.update_every)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # DVM: distillation (Sec. III-A), homogeneous value matching (Sec. III-B) and the hard update.
 
@@ -496,9 +508,12 @@ def check_args(args):
     if args.dvm_mode != "none" and args.dvm_iterations < 1:
         fail(f"--dvm-mode {args.dvm_mode} needs at least one DVM iteration, got --dvm-iterations {args.dvm_iterations} "
              "(it would hand Phase II untrained networks)")
-    if not args.phase1_checkpoint and args.phase1_steps < max(args.learning_starts, args.num_envs):
-        fail(f"--phase1-steps {args.phase1_steps} is shorter than --learning-starts {args.learning_starts} or one step "
-             f"of the --num-envs {args.num_envs} worlds: Phase I would not learn, and the DVM step has no data")
+    if not args.phase1_checkpoint and not update_steps(args, args.phase1_steps, 0):
+        steps = args.phase1_steps // args.num_envs
+        fail(f"Phase I would make no gradient update, and the DVM step would distil untrained networks: its {steps} "
+             f"steps of the --num-envs {args.num_envs} worlds collect {steps * args.num_envs} transitions (--phase1-steps "
+             f"{args.phase1_steps}) into --buffer-size {args.buffer_size}; an update follows each step whose index is a "
+             f"multiple of --update-every {args.update_every} once it holds --learning-starts {args.learning_starts}")
     phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
     if args.phase2_actor_delay > phase2_updates:
         fail(f"--phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has {phase2_updates} "
@@ -593,6 +608,7 @@ if __name__ == "__main__":
         obs = [env.reset(seed=args.seed + 1000 * phase + k) for k, env in enumerate(envs)]
         episode_returns = [np.zeros(env.num_envs) for env in envs]
         phase_start, updates, phase_time = global_step, 0, time.time()
+        updates_at = update_steps(args, num_steps, len(teams[0].buffer))  # the steps followed by an update
         decay_steps = max(1.0, args.exploration_fraction * args.phase1_steps)
         evals, watched_losses = [], {}
         label = [f" (team {'AB'[k]})" if len(teams) > 1 else "" for k in range(len(teams))]
@@ -639,7 +655,7 @@ if __name__ == "__main__":
                 obs[k] = next_obs
             global_step += args.num_envs
 
-            if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
+            if learning and step in updates_at:
                 warm_up = phase == 2 and updates < args.phase2_actor_delay  # critics only, --phase2-actor-delay
                 losses = [maddpg_update(team, args, n_actions, not warm_up) for team in teams]  # detached: no sync
                 watched_losses = {f"losses/{name}{label[k]}": loss for k, team_losses in enumerate(losses)

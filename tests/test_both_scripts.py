@@ -2,6 +2,7 @@
 a DVM step.
 
 The scripts stand alone (no shared module), so every test here runs once per script."""
+import itertools
 import os
 import re
 import shutil
@@ -11,11 +12,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+import tyro
 
 import maddpg_dvm
 import masac_dvm
 import particle_envs as pe
-from helpers import ROOT, all_equal, gif_frames, load, networks, progress_lines, run_script, seconds_left, start_script
+from helpers import ROOT, TINY, all_equal, gif_frames, load, networks, progress_lines, run_script, seconds_left, start_script
 
 SCRIPTS = {"maddpg_dvm.py": maddpg_dvm, "masac_dvm.py": masac_dvm}
 # the networks the critic warm-up trains from the first Phase II update: MADDPG's critics, MA-SAC's Q and V
@@ -354,6 +356,27 @@ def test_dvm_sources_are_every_spread_agent_and_agent_1_of_each_push_box_team(sc
         assert seen["vm"] == [(t.qfs[i], t.vfs[i], t.buffer) for t in teams for i in agents]
 
 
+def test_update_steps_are_those_after_which_the_loop_finds_the_buffer_ready(script):
+    # run_phase updates after the steps update_steps() gives; they must be those after which the replay buffer, filled
+    # as the loop fills it (--num-envs rows per step, at most --buffer-size), holds --learning-starts, and whose index
+    # is a multiple of --update-every
+    m = SCRIPTS[script]
+    action = (1,) if script == "masac_dvm.py" else ()
+    for size, learning_starts, num_envs, update_every, before in itertools.product(
+            (5, 24, 100), (0, 1, 24, 25, 60), (1, 4, 7), (1, 3, 10), (0, 5)):
+        args = m.Args(buffer_size=size, learning_starts=learning_starts, num_envs=num_envs, update_every=update_every)
+        buffer = m.ReplayBuffer(size, 1, 1, *action, "cpu")
+        add = lambda rows: buffer.add(np.zeros((rows, 1, 1), np.float32), np.zeros((rows, 1, *action), np.int64),
+                                      np.zeros(rows), np.zeros((rows, 1, 1), np.float32))
+        add(before)  # what the buffer holds when the phase begins
+        steps = m.update_steps(args, 12 * num_envs + num_envs - 1, len(buffer))  # 12 steps (and a remainder: none)
+        ready = []
+        for step in range(12):
+            add(num_envs)
+            ready.append(len(buffer) >= learning_starts and step % update_every == 0)
+        assert list(steps) == [step for step in range(12) if ready[step]], vars(args)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--gamma", "1.5"], "--gamma must be in (0, 1], got 1.5"),
     (["--gamma", "0"], "--gamma must be in (0, 1]"),
@@ -363,8 +386,8 @@ def test_dvm_sources_are_every_spread_agent_and_agent_1_of_each_push_box_team(sc
     (["--learning-rate", "inf"], "--learning-rate must be positive and finite"),
     (["--dvm-learning-rate", "0"], "--dvm-learning-rate must be positive and finite"),
     (["--dvm-iterations", "0"], "--dvm-mode dvm needs at least one DVM iteration"),
-    (["--phase1-steps", "0"], "--phase1-steps 0 is shorter than --learning-starts 64"),
-    (["--phase1-steps", "4", "--learning-starts", "0"], "or one step of the --num-envs 8 worlds"),
+    (["--phase1-steps", "0"], "Phase I would make no gradient update"),
+    (["--phase1-steps", "4", "--learning-starts", "0"], "its 0 steps of the --num-envs 8 worlds collect 0 transitions"),
     (["--seed", "-1"], "--seed must not be negative"),
     (["--runs-dir", "/dev/null"], "cannot write the run folder"),
 ])
@@ -373,6 +396,22 @@ def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path,
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("flags, message", [
+    # Phase I without a gradient update: the buffer never holds --learning-starts; it would only after the last step
+    # (TINY: 8 worlds, so 260 steps collect 256 transitions); --update-every skips every step after which it does
+    (["--buffer-size", "63"], "into --buffer-size 63; an update follows each step"),
+    (["--phase1-steps", "260", "--learning-starts", "260"], "its 32 steps of the --num-envs 8 worlds collect 256"),
+    (["--update-every", "32"], "Phase I would make no gradient update, and the DVM step would distil untrained"),
+    (["--domain", "push_box", "--learning-starts", "257"], "collect 256 transitions (--phase1-steps 256)"),  # per team
+])
+def test_runs_that_cannot_work_are_refused_by_check_args(script, flags, message):
+    # check_args runs before any work (test_flag_values_out_of_range_are_one_line_before_any_work): called here alone
+    m = SCRIPTS[script]
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        m.check_args(tyro.cli(m.Args, args=[*TINY, *flags]))
+    m.check_args(tyro.cli(m.Args, args=TINY))  # TINY itself passes
 
 
 def test_cuda_flag_runs_on_a_cpu_machine_with_the_same_numbers(script, tmp_path):

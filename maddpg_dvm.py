@@ -2,6 +2,7 @@
 # Docs and the list of implementation choices: README.md, section "maddpg_dvm.py".
 # Paper: Wadhwania et al., "Policy Distillation and Value Matching in Multiagent Reinforcement Learning".
 import functools
+import hashlib
 import itertools
 import math
 import os
@@ -479,6 +480,15 @@ def load_checkpoint(path, kind, args, keys):
     return checkpoint
 
 
+def sha256_of(path):
+    """The sha256 of a file as a hex string: what names the Phase I checkpoint a dvm.pt was made from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_args(args):
     """Every flag's range, before any work: one line and a non-zero exit, nothing written."""
     def fail(message):
@@ -510,10 +520,11 @@ def check_args(args):
              "(it would hand Phase II untrained networks)")
     if not args.phase1_checkpoint and not update_steps(args, args.phase1_steps, 0):
         steps = args.phase1_steps // args.num_envs
-        fail(f"Phase I would make no gradient update, and the DVM step would distil untrained networks: its {steps} "
-             f"steps of the --num-envs {args.num_envs} worlds collect {steps * args.num_envs} transitions (--phase1-steps "
-             f"{args.phase1_steps}) into --buffer-size {args.buffer_size}; an update follows each step whose index is a "
-             f"multiple of --update-every {args.update_every} once it holds --learning-starts {args.learning_starts}")
+        fail(f"Phase I would make no gradient update, and the DVM step would distil untrained networks: its "
+             f"{steps} steps of the --num-envs {args.num_envs} worlds collect {steps * args.num_envs} transitions "
+             f"(--phase1-steps {args.phase1_steps}) into --buffer-size {args.buffer_size}; an update follows each step "
+             f"whose index is a multiple of --update-every {args.update_every} once it holds --learning-starts "
+             f"{args.learning_starts}")
     phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
     if args.phase2_actor_delay > phase2_updates:
         fail(f"--phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has {phase2_updates} "
@@ -568,8 +579,12 @@ if __name__ == "__main__":
     check_args(args)
     checkpoint = load_checkpoint(args.phase1_checkpoint, "phase1", args, CHECKPOINT_KEYS) if args.phase1_checkpoint else None
     saved_dvm = load_checkpoint(args.dvm_checkpoint, "dvm", args, DVM_KEYS) if args.dvm_checkpoint else None
-    if saved_dvm and (saved_dvm["global_step"], saved_dvm["phase1_eval_return"]) != (checkpoint["global_step"],
-                                                                                      checkpoint["eval_return"]):
+    phase1_sha256 = sha256_of(args.phase1_checkpoint) if checkpoint else None  # what names a Phase I
+    # a dvm.pt holds the sha256 of the Phase I checkpoint it was made from; one saved before dvm.pt held it is matched,
+    # as then, by its Phase I's global step and return alone (a fallback, so that the runs made then stay reusable)
+    if saved_dvm and ((saved_dvm["global_step"], saved_dvm["phase1_eval_return"]) != (checkpoint["global_step"],
+                                                                                       checkpoint["eval_return"])
+                      or saved_dvm.get("phase1_sha256", phase1_sha256) != phase1_sha256):
         raise SystemExit(f"error: DVM checkpoint {args.dvm_checkpoint!r} was made from another Phase I than "
                          f"{args.phase1_checkpoint!r}")
     run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__{int(time.time())}"
@@ -676,6 +691,7 @@ if __name__ == "__main__":
         save_checkpoint(os.path.join(run_dir, "phase1.pt"), "phase1", args, global_step, rng,
                         teams=[team.state_dict() for team in teams], eval_return=summary["end of Phase I"])
         print(f"saved Phase I checkpoint {os.path.join(run_dir, 'phase1.pt')}", flush=True)
+        phase1_sha256 = sha256_of(os.path.join(run_dir, "phase1.pt"))
     else:
         for team, state in zip(teams, checkpoint["teams"]):
             team.load_state_dict(state)
@@ -715,7 +731,7 @@ if __name__ == "__main__":
     save_checkpoint(os.path.join(run_dir, "dvm.pt"), "dvm", args, global_step, rng,
                     teams=[dict(actors=team.actors.state_dict(), critics=team.critics.state_dict())],
                     students={name: net.state_dict() for name, net in students.items()}, losses=dvm_losses,
-                    phase1_eval_return=summary["end of Phase I"])
+                    phase1_eval_return=summary["end of Phase I"], phase1_sha256=phase1_sha256)
     if args.capture_video:
         capture_videos([team.actors], args, device, "after_dvm", video_dir, args.seed)
 

@@ -2,6 +2,7 @@
 a DVM step.
 
 The scripts stand alone (no shared module), so every test here runs once per script."""
+import hashlib
 import itertools
 import os
 import re
@@ -299,6 +300,9 @@ def test_dvm_checkpoint_gives_the_same_phase2_without_the_dvm_step(script, sprea
     assert torch.equal(a["buffer"]["obs"], b["buffer"]["obs"])  # the same transitions collected in Phase II
     saved = load(tmp_path / "reused" / "dvm.pt")  # which can be reused in turn
     assert saved["students"].keys() == load(full / "dvm.pt")["students"].keys() and "pi0" in saved["students"]
+    # both name the Phase I they come from by its checkpoint's sha256 (the first run saved it, the second loaded it)
+    digest = hashlib.sha256((full / "phase1.pt").read_bytes()).hexdigest()
+    assert saved["phase1_sha256"] == load(full / "dvm.pt")["phase1_sha256"] == digest
 
 
 def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
@@ -306,18 +310,29 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
     saved = load(full / "dvm.pt")
     torch.save({**saved, "phase1_eval_return": saved["phase1_eval_return"] + 1}, tmp_path / "other_phase1.pt")
     torch.save({k: v for k, v in saved.items() if k != "kind"}, tmp_path / "older.pt")
+    # another Phase I with the same global step and return (one transition differs): only its sha256 tells them apart
+    other = load(full / "phase1.pt")
+    other["teams"][0]["buffer"]["rewards"][0] += 1
+    torch.save(other, tmp_path / "phase1_other.pt")
     phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
     for flags, message in (
             ([*phase1, "--dvm-mode", "vm", "--dvm-checkpoint", str(full / "dvm.pt")],
              "was made with another configuration: dvm_mode=dvm (this run: vm)"),
             ([*phase1, "--dvm-iterations", "6", "--dvm-checkpoint", str(full / "dvm.pt")], "dvm_iterations=5 (this run: 6)"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "other_phase1.pt")], "was made from another Phase I"),
+            (["--phase1-checkpoint", str(tmp_path / "phase1_other.pt"), "--dvm-checkpoint", str(full / "dvm.pt")],
+             "was made from another Phase I"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "DVM step checkpoint (it holds: "),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "none.pt")], "does not exist"),
             (["--dvm-checkpoint", str(full / "dvm.pt")], "--dvm-checkpoint needs the --phase1-checkpoint")):
         proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
         assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
         assert "Traceback" not in proc.stderr and "phase " not in proc.stdout
+    # a dvm.pt saved before dvm.pt held the sha256 is matched by its Phase I's step and return alone, as it was then
+    torch.save({k: v for k, v in saved.items() if k != "phase1_sha256"}, tmp_path / "before_sha256.pt")
+    proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *phase1, "--dvm-checkpoint",
+                      str(tmp_path / "before_sha256.pt"), "--phase2-steps", "0", "--run-name", "before_sha256")
+    assert "DVM step (dvm): loaded from" in proc.stdout
 
 
 def test_value_matching_loss_sums_over_permutations_and_averages_over_the_batch(script):

@@ -7,6 +7,8 @@ import itertools
 import math
 import os
 import random
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal, Optional
@@ -433,7 +435,8 @@ KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}  # what a
 
 
 def save_checkpoint(path, kind, args, global_step, rng, **contents):
-    """Write a checkpoint atomically (a temporary file, then a rename: a crash never leaves half of one). It names
+    """Write a checkpoint atomically (a temporary file, then a rename: a crash never leaves half of one), or exit in one
+    line if it cannot be written (a full disk, a file-size limit) without leaving the temporary file. It names
     the script that wrote it and its kind, and holds only tensors, numbers, strings, lists, tuples and dicts, which
     torch.load(..., weights_only=True) reads without running any code."""
     kind_, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy's legacy state holds an ndarray: as a tensor
@@ -442,9 +445,17 @@ def save_checkpoint(path, kind, args, global_step, rng, **contents):
     if torch.cuda.is_available():
         rng_states["cuda"] = torch.cuda.get_rng_state_all()
     tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(dict(algorithm="maddpg_dvm", kind=kind, config=asdict(args), global_step=global_step, rng=rng_states,
-                    **contents), tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(dict(algorithm="maddpg_dvm", kind=kind, config=asdict(args), global_step=global_step, rng=rng_states,
+                        **contents), tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk or a file-size limit as a RuntimeError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "a full disk, or a file-size limit?"
+        raise SystemExit(f"error: cannot write the {KINDS[kind]} checkpoint {path!r} ({reason}); the checkpoints "
+                         "saved before are kept") from None
+    finally:  # a failed or interrupted save leaves no part of the file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def set_rng_states(states, rng):
@@ -566,6 +577,14 @@ def stop_if_diverged(where, global_step, writer, watched):
                          "a lower --learning-rate may help)")
 
 
+def interrupted(signum, frame):
+    """SIGINT (Ctrl-C): one line and the exit status 130 a shell gives it, rather than a KeyboardInterrupt traceback. A
+    checkpoint being written is removed (save_checkpoint), those saved before are kept."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut that clean-up short
+    print("interrupted (SIGINT): the checkpoints saved before are kept", file=sys.stderr, flush=True)
+    raise SystemExit(130)
+
+
 def time_left(elapsed, done_steps, steps_ahead):
     """"~1h05m", "~3m20s" or "~45s": how long `steps_ahead` more steps take at the pace so far ("?" before any)."""
     if done_steps <= 0:
@@ -575,6 +594,7 @@ def time_left(elapsed, done_steps, steps_ahead):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted)
     args = tyro.cli(Args)
     check_args(args)
     checkpoint = load_checkpoint(args.phase1_checkpoint, "phase1", args, CHECKPOINT_KEYS) if args.phase1_checkpoint else None

@@ -429,6 +429,24 @@ def test_runs_that_cannot_work_are_refused_by_check_args(script, flags, message)
     m.check_args(tyro.cli(m.Args, args=TINY))  # TINY itself passes
 
 
+@pytest.mark.parametrize("cause, prelude", [
+    ("a file-size limit", "import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"),
+    ("SIGINT in the middle of the save", "import os, signal, torch\nsave = torch.save\n"
+     "torch.save = lambda *a, **k: (save(*a, **k), os.kill(os.getpid(), signal.SIGINT))"),
+])
+def test_a_save_that_fails_or_is_interrupted_is_one_line_and_leaves_no_temporary_file(script, tmp_path, cause, prelude):
+    # TINY's phase1.pt is about 140 kB: the limit stops it mid-write (its events file stays below it)
+    proc = run_script(script, tmp_path, "--run-name", "cut", prelude=prelude, check=False)
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    if cause == "a file-size limit":
+        assert proc.returncode == 1 and "error: cannot write the Phase I checkpoint" in proc.stderr
+        assert "(a full disk, or a file-size limit?); the checkpoints saved before are kept" in proc.stderr
+    else:
+        assert proc.returncode == 130 and proc.stderr == "interrupted (SIGINT): the checkpoints saved before are kept\n"
+    assert "phase 1  global_step 256" in proc.stdout and "saved Phase I" not in proc.stdout
+    assert [p.name for p in (tmp_path / "cut").iterdir() if not p.name.startswith("events.out.tfevents.")] == []
+
+
 def test_cuda_flag_runs_on_a_cpu_machine_with_the_same_numbers(script, tmp_path):
     # CleanRL's --cuda: used when a GPU is there, else the run goes on on the CPU, number for number
     if torch.cuda.is_available():

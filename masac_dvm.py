@@ -537,6 +537,29 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def check_memory(args):
+    """Refuse, before the run folder is made, sizes that this machine's memory cannot hold (else a MemoryError, or the
+    kernel's OOM killer, once the run has begun). An estimate: a team's networks and replay buffer built on torch's meta
+    device (shapes, no memory), each weight 4 times (with its gradient and Adam's two moments); a batch through the
+    widest layer; the worlds."""
+    env = make_env(args, 1, phase=1, task=1)
+    obs_dim, action_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    with torch.device("meta"):
+        team = Team(args, obs_dim, action_dim, "meta")
+    weights = sum(p.numel() for net in vars(team).values() if isinstance(net, nn.Module) for p in net.parameters())
+    buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
+    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * math.factorial(args.n_agents), args.num_envs,
+               args.eval_episodes)
+    width = max(args.hidden_dim, args.n_agents * (obs_dim + action_dim))
+    worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries
+    needed = (2 if args.domain == "push_box" else 1) * (buffer + 16 * weights) + 16 * rows * width + worlds
+    has = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > has:
+        raise SystemExit(f"error: these sizes need about {needed / 2**30:.3g} GiB of memory, more than this "
+                         f"machine's {has / 2**30:.3g} GiB (--buffer-size, --hidden-dim, --num-envs, --eval-episodes, "
+                         "--batch-size)")
+
+
 def check_args(args):
     """Every flag's range, before any work: one line and a non-zero exit, nothing written."""
     def fail(message):
@@ -553,6 +576,10 @@ def check_args(args):
     for key in ("seed", "threads", "phase1_steps", "phase2_steps", "learning_starts", "phase2_actor_delay"):
         if getattr(args, key) < 0:
             fail(f"--{key.replace('_', '-')} must not be negative, got {getattr(args, key)}")
+    if args.seed >= 2**32:
+        fail(f"--seed must be below 2**32 = 4294967296 (numpy's seeds), got {args.seed}")
+    if args.threads > (os.cpu_count() or 1):  # more only wait for one another, and 100000 crash torch (a segfault)
+        fail(f"--threads {args.threads} is more than this machine's {os.cpu_count() or 1} CPUs")
     # "not (0 < x)" rather than "x <= 0": NaN fails every comparison and must fail the check too
     for key in ("box_mass", "learning_rate", "dvm_learning_rate"):
         if not 0 < getattr(args, key) < math.inf:
@@ -578,6 +605,7 @@ def check_args(args):
              "gradient updates")
     if args.dvm_checkpoint and not args.phase1_checkpoint:
         fail("--dvm-checkpoint needs the --phase1-checkpoint it was made from (Phase II keeps that Phase I's buffer)")
+    check_memory(args)
 
 
 def make_run_dir(args, run_name):

@@ -420,6 +420,15 @@ def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path,
     (["--phase1-steps", "260", "--learning-starts", "260"], "its 32 steps of the --num-envs 8 worlds collect 256"),
     (["--update-every", "32"], "Phase I would make no gradient update, and the DVM step would distil untrained"),
     (["--domain", "push_box", "--learning-starts", "257"], "collect 256 transitions (--phase1-steps 256)"),  # per team
+    # numpy takes seeds below 2**32 only; far more threads than CPUs crash torch
+    (["--seed", "4294967296"], "--seed must be below 2**32 = 4294967296 (numpy's seeds), got 4294967296"),
+    (["--threads", "100000"], "--threads 100000 is more than this machine's"),
+    # sizes no machine holds: refused before the run folder is made, rather than a MemoryError once it runs
+    (["--buffer-size", "1000000000000"], "GiB of memory, more than this machine's"),
+    (["--hidden-dim", "100000000"], "GiB of memory, more than this machine's"),
+    (["--num-envs", "1000000000000", "--phase1-steps", "10000000000000"], "GiB of memory, more than this machine's"),
+    (["--eval-episodes", "1000000000000"], "GiB of memory, more than this machine's"),
+    (["--batch-size", "1000000000000"], "GiB of memory, more than this machine's"),
 ])
 def test_runs_that_cannot_work_are_refused_by_check_args(script, flags, message):
     # check_args runs before any work (test_flag_values_out_of_range_are_one_line_before_any_work): called here alone

@@ -38,7 +38,7 @@ class Args:
     runs_dir: str = "runs"
     """folder that receives the run's TensorBoard logs and checkpoints"""
     run_name: Optional[str] = None
-    """the run's folder name inside `runs_dir` (default: domain__exp_name__seed__dvm_mode__time)"""
+    """the run's folder name inside `runs_dir`; None: {domain}{n_agents}__{exp_name}__{seed}__{dvm_mode}__{unix time}"""
     capture_video: bool = False
     """if toggled, draw one mean-action episode per configuration as a GIF at the end of Phase I, right after the DVM
     step and at the end of Phase II (the run's `videos` folder)"""

@@ -259,10 +259,25 @@ def test_time_left_counts_phase2_ahead_at_the_pace_so_far(script, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+    assert len(lines) == 7, (tmp_path / "stderr.txt").read_text()  # the run's own error, if it stopped before
     end_of_phase1, phase2 = lines[4], lines[6]
     for line, ahead in ((end_of_phase1, 1_000_000 / teams), (phase2, 1_000_000 - 64)):
         want = ahead / int(line.group(3))
         assert abs(seconds_left(line) - want) < 0.05 * want + 1, line.group(0)
+
+
+def test_a_started_script_keeps_its_stderr_for_the_message_of_a_failed_test(tmp_path):
+    proc = start_script("maddpg_dvm.py", tmp_path, "--gamma", "2")
+    assert proc.stdout.read() == "" and proc.wait() != 0
+    assert (tmp_path / "stderr.txt").read_text() == "error: --gamma must be in (0, 1], got 2.0\n"
+
+
+def test_help_gives_each_default_once(script):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    options = re.split(r"\n\W*(?=--)", proc.stdout)  # one block of text per option
+    assert len(options) > 30 and all(option.count("(default:") <= 1 for option in options), proc.stdout
 
 
 def test_phase2_actor_delay_trains_only_the_critics_first(script, spread_run, tmp_path):

@@ -2,10 +2,13 @@
 # Docs and the list of implementation choices: README.md, section "maddpg_dvm.py".
 # Paper: Wadhwania et al., "Policy Distillation and Value Matching in Multiagent Reinforcement Learning".
 import functools
+import hashlib
 import itertools
 import math
 import os
 import random
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal, Optional
@@ -35,7 +38,7 @@ class Args:
     runs_dir: str = "runs"
     """folder that receives the run's TensorBoard logs and checkpoints"""
     run_name: Optional[str] = None
-    """the run's folder name inside `runs_dir` (default: domain__exp_name__seed__dvm_mode__time)"""
+    """the run's folder name inside `runs_dir`; None: {domain}{n_agents}__{exp_name}__{seed}__{dvm_mode}__{unix time}"""
     capture_video: bool = False
     """if toggled, draw one greedy episode per configuration as a GIF at the end of Phase I, right after the DVM step
     and at the end of Phase II (the run's `videos` folder)"""
@@ -307,6 +310,18 @@ def maddpg_update(team, args, n_actions, update_actors=True):
     return qf_loss.detach(), actor_loss.detach()
 
 
+def update_steps(args, num_steps, buffer_len):
+    """The batched steps of a phase of `num_steps` transitions after which every agent makes a gradient update: those
+    whose index is a multiple of --update-every, once the replay buffer holds --learning-starts transitions (it holds
+    `buffer_len` before the phase, --num-envs more after each step, at most --buffer-size). run_phase updates at these
+    steps, and check_args refuses a Phase I with none."""
+    if args.buffer_size < args.learning_starts:  # it never holds enough
+        return range(0)
+    # the first step after which buffer_len + (step + 1) * num_envs >= learning_starts (-(-x // y): x / y rounded up)
+    first = max(0, -(-(args.learning_starts - buffer_len) // args.num_envs) - 1)
+    return range(first + -first % args.update_every, num_steps // args.num_envs, args.update_every)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # DVM: distillation (Sec. III-A), homogeneous value matching (Sec. III-B) and the hard update.
 
@@ -446,7 +461,8 @@ KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}  # what a
 
 
 def save_checkpoint(path, kind, args, global_step, rng, **contents):
-    """Write a checkpoint atomically (a temporary file, then a rename: a crash never leaves half of one). It names
+    """Write a checkpoint atomically (a temporary file, then a rename: a crash never leaves half of one), or exit in one
+    line if it cannot be written (a full disk, a file-size limit) without leaving the temporary file. It names
     the script that wrote it and its kind, and holds only tensors, numbers, strings, lists, tuples and dicts, which
     torch.load(..., weights_only=True) reads without running any code."""
     kind_, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy's legacy state holds an ndarray: as a tensor
@@ -455,9 +471,17 @@ def save_checkpoint(path, kind, args, global_step, rng, **contents):
     if torch.cuda.is_available():
         rng_states["cuda"] = torch.cuda.get_rng_state_all()
     tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(dict(algorithm="maddpg_dvm", kind=kind, config=asdict(args), global_step=global_step, rng=rng_states,
-                    **contents), tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(dict(algorithm="maddpg_dvm", kind=kind, config=asdict(args), global_step=global_step, rng=rng_states,
+                        **contents), tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk or a file-size limit as a RuntimeError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "a full disk, or a file-size limit?"
+        raise SystemExit(f"error: cannot write the {KINDS[kind]} checkpoint {path!r} ({reason}); the checkpoints "
+                         "saved before are kept") from None
+    finally:  # a failed or interrupted save leaves no part of the file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def set_rng_states(states, rng):
@@ -495,6 +519,38 @@ def load_checkpoint(path, kind, args, keys):
     return checkpoint
 
 
+def sha256_of(path):
+    """The sha256 of a file as a hex string: what names the Phase I checkpoint a dvm.pt was made from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_memory(args):
+    """Refuse, before the run folder is made, sizes that this machine's memory cannot hold (else a MemoryError, or the
+    kernel's OOM killer, once the run has begun). An estimate: a team's networks and replay buffer built on torch's meta
+    device (shapes, no memory), each weight 4 times (with its gradient and Adam's two moments); a batch through the
+    widest layer; the worlds."""
+    env = make_env(args, 1, phase=1, task=1)
+    obs_dim, n_actions = env.single_observation_space.shape[0], env.single_action_space.n
+    with torch.device("meta"):
+        team = Team(args, obs_dim, n_actions, "meta")
+    weights = sum(p.numel() for net in vars(team).values() if isinstance(net, nn.Module) for p in net.parameters())
+    buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
+    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * math.factorial(args.n_agents), args.num_envs,
+               args.eval_episodes)
+    width = max(args.hidden_dim, args.n_agents * (obs_dim + n_actions))
+    worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries
+    needed = (2 if args.domain == "push_box" else 1) * (buffer + 16 * weights) + 16 * rows * width + worlds
+    has = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > has:
+        raise SystemExit(f"error: these sizes need about {needed / 2**30:.3g} GiB of memory, more than this "
+                         f"machine's {has / 2**30:.3g} GiB (--buffer-size, --hidden-dim, --num-envs, --eval-episodes, "
+                         "--batch-size)")
+
+
 def check_args(args):
     """Every flag's range, before any work: one line and a non-zero exit, nothing written."""
     def fail(message):
@@ -518,6 +574,10 @@ def check_args(args):
     for key in ("seed", "threads", "phase1_steps", "phase2_steps", "learning_starts", "phase2_actor_delay"):
         if getattr(args, key) < 0:
             fail(f"--{key.replace('_', '-')} must not be negative, got {getattr(args, key)}")
+    if args.seed >= 2**32:
+        fail(f"--seed must be below 2**32 = 4294967296 (numpy's seeds), got {args.seed}")
+    if args.threads > (os.cpu_count() or 1):  # more only wait for one another, and 100000 crash torch (a segfault)
+        fail(f"--threads {args.threads} is more than this machine's {os.cpu_count() or 1} CPUs")
     # "not (0 < x)" rather than "x <= 0": NaN fails every comparison and must fail the check too
     for key in ("box_mass", "learning_rate", "dvm_learning_rate", "temperature", "max_grad_norm"):
         if not 0 < getattr(args, key) < math.inf:
@@ -531,15 +591,20 @@ def check_args(args):
     if args.dvm_mode != "none" and args.dvm_iterations < 1:
         fail(f"--dvm-mode {args.dvm_mode} needs at least one DVM iteration, got --dvm-iterations {args.dvm_iterations} "
              "(it would hand Phase II untrained networks)")
-    if not args.phase1_checkpoint and args.phase1_steps < max(args.learning_starts, args.num_envs):
-        fail(f"--phase1-steps {args.phase1_steps} is shorter than --learning-starts {args.learning_starts} or one step "
-             f"of the --num-envs {args.num_envs} worlds: Phase I would not learn, and the DVM step has no data")
+    if not args.phase1_checkpoint and not update_steps(args, args.phase1_steps, 0):
+        steps = args.phase1_steps // args.num_envs
+        fail(f"Phase I would make no gradient update, and the DVM step would distil untrained networks: its "
+             f"{steps} steps of the --num-envs {args.num_envs} worlds collect {steps * args.num_envs} transitions "
+             f"(--phase1-steps {args.phase1_steps}) into --buffer-size {args.buffer_size}; an update follows each step "
+             f"whose index is a multiple of --update-every {args.update_every} once it holds --learning-starts "
+             f"{args.learning_starts}")
     phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
     if args.phase2_actor_delay > phase2_updates:
         fail(f"--phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has {phase2_updates} "
              "gradient updates")
     if args.dvm_checkpoint and not args.phase1_checkpoint:
         fail("--dvm-checkpoint needs the --phase1-checkpoint it was made from (Phase II keeps that Phase I's buffer)")
+    check_memory(args)
 
 
 def make_run_dir(args, run_name):
@@ -575,6 +640,14 @@ def stop_if_diverged(where, global_step, writer, watched):
                          "a lower --learning-rate may help)")
 
 
+def interrupted(signum, frame):
+    """SIGINT (Ctrl-C): one line and the exit status 130 a shell gives it, rather than a KeyboardInterrupt traceback. A
+    checkpoint being written is removed (save_checkpoint), those saved before are kept."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut that clean-up short
+    print("interrupted (SIGINT): the checkpoints saved before are kept", file=sys.stderr, flush=True)
+    raise SystemExit(130)
+
+
 def time_left(elapsed, done_steps, steps_ahead):
     """"~1h05m", "~3m20s" or "~45s": how long `steps_ahead` more steps take at the pace so far ("?" before any)."""
     if done_steps <= 0:
@@ -584,12 +657,17 @@ def time_left(elapsed, done_steps, steps_ahead):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted)
     args = tyro.cli(Args)
     check_args(args)
     checkpoint = load_checkpoint(args.phase1_checkpoint, "phase1", args, CHECKPOINT_KEYS) if args.phase1_checkpoint else None
     saved_dvm = load_checkpoint(args.dvm_checkpoint, "dvm", args, DVM_KEYS) if args.dvm_checkpoint else None
-    if saved_dvm and (saved_dvm["global_step"], saved_dvm["phase1_eval_return"]) != (checkpoint["global_step"],
-                                                                                      checkpoint["eval_return"]):
+    phase1_sha256 = sha256_of(args.phase1_checkpoint) if checkpoint else None  # what names a Phase I
+    # a dvm.pt holds the sha256 of the Phase I checkpoint it was made from; one saved before dvm.pt held it is matched,
+    # as then, by its Phase I's global step and return alone (a fallback, so that the runs made then stay reusable)
+    if saved_dvm and ((saved_dvm["global_step"], saved_dvm["phase1_eval_return"]) != (checkpoint["global_step"],
+                                                                                       checkpoint["eval_return"])
+                      or saved_dvm.get("phase1_sha256", phase1_sha256) != phase1_sha256):
         raise SystemExit(f"error: DVM checkpoint {args.dvm_checkpoint!r} was made from another Phase I than "
                          f"{args.phase1_checkpoint!r}")
     run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__{int(time.time())}"
@@ -628,6 +706,7 @@ if __name__ == "__main__":
         obs = [env.reset(seed=args.seed + 1000 * phase + k) for k, env in enumerate(envs)]
         episode_returns = [np.zeros(env.num_envs) for env in envs]
         phase_start, updates, phase_time = global_step, 0, time.time()
+        updates_at = update_steps(args, num_steps, len(teams[0].buffer))  # the steps followed by an update
         decay_steps = max(1.0, args.exploration_fraction * args.phase1_steps)
         evals, watched_losses = [], {}
         label = [f" (team {'AB'[k]})" if len(teams) > 1 else "" for k in range(len(teams))]
@@ -674,7 +753,7 @@ if __name__ == "__main__":
                 obs[k] = next_obs
             global_step += args.num_envs
 
-            if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
+            if learning and step in updates_at:
                 warm_up = phase == 2 and updates < args.phase2_actor_delay  # critics only, --phase2-actor-delay
                 losses = [maddpg_update(team, args, n_actions, not warm_up) for team in teams]  # detached: no sync
                 watched_losses = {f"losses/{name}{label[k]}": loss for k, team_losses in enumerate(losses)
@@ -695,6 +774,7 @@ if __name__ == "__main__":
         save_checkpoint(os.path.join(run_dir, "phase1.pt"), "phase1", args, global_step, rng,
                         teams=[team.state_dict() for team in teams], eval_return=summary["end of Phase I"])
         print(f"saved Phase I checkpoint {os.path.join(run_dir, 'phase1.pt')}", flush=True)
+        phase1_sha256 = sha256_of(os.path.join(run_dir, "phase1.pt"))
     else:
         for team, state in zip(teams, checkpoint["teams"]):
             team.load_state_dict(state)
@@ -734,7 +814,7 @@ if __name__ == "__main__":
     save_checkpoint(os.path.join(run_dir, "dvm.pt"), "dvm", args, global_step, rng,
                     teams=[dict(actors=team.actors.state_dict(), critics=team.critics.state_dict())],
                     students={name: net.state_dict() for name, net in students.items()}, losses=dvm_losses,
-                    phase1_eval_return=summary["end of Phase I"])
+                    phase1_eval_return=summary["end of Phase I"], phase1_sha256=phase1_sha256)
     if args.capture_video:
         capture_videos([team.actors], args, device, "after_dvm", video_dir, args.seed)
 

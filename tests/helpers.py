@@ -36,9 +36,11 @@ def run_script(script, tmp_path, *flags, check=True, prelude=None):
 
 
 def start_script(script, tmp_path, *flags):
-    """Start `script` like run_script, without waiting: read its progress from stdout, then kill it."""
+    """Start `script` like run_script, without waiting: read its progress from stdout, then kill it. Its stderr goes to
+    tmp_path/stderr.txt, for the message of a failed assertion (a file, not a pipe that could fill and stall it)."""
     cmd = [sys.executable, os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    with open(os.path.join(tmp_path, "stderr.txt"), "w") as stderr:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
 
 
 # a line of progress: phase 1  global_step 64  SPS 1778  eval/return -35.97  left ~3m20s

@@ -2,6 +2,8 @@
 a DVM step.
 
 The scripts stand alone (no shared module), so every test here runs once per script."""
+import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -11,11 +13,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+import tyro
 
 import maddpg_dvm
 import masac_dvm
 import particle_envs as pe
-from helpers import ROOT, all_equal, gif_frames, load, networks, progress_lines, run_script, seconds_left, start_script
+from helpers import ROOT, TINY, all_equal, gif_frames, load, networks, progress_lines, run_script, seconds_left, start_script
 
 SCRIPTS = {"maddpg_dvm.py": maddpg_dvm, "masac_dvm.py": masac_dvm}
 # the networks the critic warm-up trains from the first Phase II update: MADDPG's critics, MA-SAC's Q and V
@@ -258,10 +261,26 @@ def test_time_left_counts_phase2_ahead_at_the_pace_so_far(script, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+    assert len(lines) == 7, (tmp_path / "stderr.txt").read_text()  # the run's own error, if it stopped before
     end_of_phase1, phase2 = lines[4], lines[6]
     for line, ahead in ((end_of_phase1, 1_000_000 / teams), (phase2, 1_000_000 - 64)):
         want = ahead / int(line.group(3))
         assert abs(seconds_left(line) - want) < 0.05 * want + 1, line.group(0)
+
+
+def test_a_started_script_keeps_its_stderr_for_the_message_of_a_failed_test(tmp_path):
+    proc = start_script("maddpg_dvm.py", tmp_path, "--gamma", "2")
+    assert proc.stdout.read() == "" and proc.wait() != 0
+    assert (tmp_path / "stderr.txt").read_text() == "error: --gamma must be in (0, 1], got 2.0\n"
+
+
+def test_help_gives_each_default_once(script, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit, match="0"):
+        tyro.cli(SCRIPTS[script].Args, args=["--help"], prog=script)
+    text = capsys.readouterr().out
+    options = re.split(r"\n\W*(?=--)", text)  # one block of text per option
+    assert len(options) > 30 and all(option.count("(default:") <= 1 for option in options), text
 
 
 def test_phase2_actor_delay_trains_only_the_critics_first(script, spread_run, tmp_path):
@@ -318,6 +337,9 @@ def test_dvm_checkpoint_gives_the_same_phase2_without_the_dvm_step(script, sprea
     assert torch.equal(a["buffer"]["obs"], b["buffer"]["obs"])  # the same transitions collected in Phase II
     saved = load(tmp_path / "reused" / "dvm.pt")  # which can be reused in turn
     assert saved["students"].keys() == load(full / "dvm.pt")["students"].keys() and "pi0" in saved["students"]
+    # both name the Phase I they come from by its checkpoint's sha256 (the first run saved it, the second loaded it)
+    digest = hashlib.sha256((full / "phase1.pt").read_bytes()).hexdigest()
+    assert saved["phase1_sha256"] == load(full / "dvm.pt")["phase1_sha256"] == digest
 
 
 def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
@@ -325,6 +347,10 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
     saved = load(full / "dvm.pt")
     torch.save({**saved, "phase1_eval_return": saved["phase1_eval_return"] + 1}, tmp_path / "other_phase1.pt")
     torch.save({k: v for k, v in saved.items() if k != "kind"}, tmp_path / "older.pt")
+    # another Phase I with the same global step and return (one transition differs): only its sha256 tells them apart
+    other = load(full / "phase1.pt")
+    other["teams"][0]["buffer"]["rewards"][0] += 1
+    torch.save(other, tmp_path / "phase1_other.pt")
     phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
     for flags, message in (
             ([*phase1, "--dvm-mode", "vm", "--dvm-checkpoint", str(full / "dvm.pt")],
@@ -333,12 +359,19 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
             ([*phase1, "--vm-permutations", "2", "--dvm-checkpoint", str(full / "dvm.pt")],
              "vm_permutations=0 (this run: 2)"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "other_phase1.pt")], "was made from another Phase I"),
+            (["--phase1-checkpoint", str(tmp_path / "phase1_other.pt"), "--dvm-checkpoint", str(full / "dvm.pt")],
+             "was made from another Phase I"),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "DVM step checkpoint (it holds: "),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "none.pt")], "does not exist"),
             (["--dvm-checkpoint", str(full / "dvm.pt")], "--dvm-checkpoint needs the --phase1-checkpoint")):
         proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
         assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
         assert "Traceback" not in proc.stderr and "phase " not in proc.stdout
+    # a dvm.pt saved before dvm.pt held the sha256 is matched by its Phase I's step and return alone, as it was then
+    torch.save({k: v for k, v in saved.items() if k != "phase1_sha256"}, tmp_path / "before_sha256.pt")
+    proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *phase1, "--dvm-checkpoint",
+                      str(tmp_path / "before_sha256.pt"), "--phase2-steps", "0", "--run-name", "before_sha256")
+    assert "DVM step (dvm): loaded from" in proc.stdout
 
 
 def test_value_matching_loss_sums_over_permutations_and_averages_over_the_batch(script):
@@ -377,6 +410,27 @@ def test_dvm_sources_are_every_spread_agent_and_agent_1_of_each_push_box_team(sc
         assert seen["vm"] == [(t.qfs[i], t.vfs[i], t.buffer) for t in teams for i in agents]
 
 
+def test_update_steps_are_those_after_which_the_loop_finds_the_buffer_ready(script):
+    # run_phase updates after the steps update_steps() gives; they must be those after which the replay buffer, filled
+    # as the loop fills it (--num-envs rows per step, at most --buffer-size), holds --learning-starts, and whose index
+    # is a multiple of --update-every
+    m = SCRIPTS[script]
+    action = (1,) if script == "masac_dvm.py" else ()
+    for size, learning_starts, num_envs, update_every, before in itertools.product(
+            (5, 24, 100), (0, 1, 24, 25, 60), (1, 4, 7), (1, 3, 10), (0, 5)):
+        args = m.Args(buffer_size=size, learning_starts=learning_starts, num_envs=num_envs, update_every=update_every)
+        buffer = m.ReplayBuffer(size, 1, 1, *action, "cpu")
+        add = lambda rows: buffer.add(np.zeros((rows, 1, 1), np.float32), np.zeros((rows, 1, *action), np.int64),
+                                      np.zeros(rows), np.zeros((rows, 1, 1), np.float32))
+        add(before)  # what the buffer holds when the phase begins
+        steps = m.update_steps(args, 12 * num_envs + num_envs - 1, len(buffer))  # 12 steps (and a remainder: none)
+        ready = []
+        for step in range(12):
+            add(num_envs)
+            ready.append(len(buffer) >= learning_starts and step % update_every == 0)
+        assert list(steps) == [step for step in range(12) if ready[step]], vars(args)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--gamma", "1.5"], "--gamma must be in (0, 1], got 1.5"),
     (["--gamma", "0"], "--gamma must be in (0, 1]"),
@@ -386,8 +440,8 @@ def test_dvm_sources_are_every_spread_agent_and_agent_1_of_each_push_box_team(sc
     (["--learning-rate", "inf"], "--learning-rate must be positive and finite"),
     (["--dvm-learning-rate", "0"], "--dvm-learning-rate must be positive and finite"),
     (["--dvm-iterations", "0"], "--dvm-mode dvm needs at least one DVM iteration"),
-    (["--phase1-steps", "0"], "--phase1-steps 0 is shorter than --learning-starts 64"),
-    (["--phase1-steps", "4", "--learning-starts", "0"], "or one step of the --num-envs 8 worlds"),
+    (["--phase1-steps", "0"], "Phase I would make no gradient update"),
+    (["--phase1-steps", "4", "--learning-starts", "0"], "its 0 steps of the --num-envs 8 worlds collect 0 transitions"),
     (["--seed", "-1"], "--seed must not be negative"),
     (["--runs-dir", "/dev/null"], "cannot write the run folder"),
 ])
@@ -396,6 +450,49 @@ def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path,
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("flags, message", [
+    # Phase I without a gradient update: the buffer never holds --learning-starts; it would only after the last step
+    # (TINY: 8 worlds, so 260 steps collect 256 transitions); --update-every skips every step after which it does
+    (["--buffer-size", "63"], "into --buffer-size 63; an update follows each step"),
+    (["--phase1-steps", "260", "--learning-starts", "260"], "its 32 steps of the --num-envs 8 worlds collect 256"),
+    (["--update-every", "32"], "Phase I would make no gradient update, and the DVM step would distil untrained"),
+    (["--domain", "push_box", "--learning-starts", "257"], "collect 256 transitions (--phase1-steps 256)"),  # per team
+    # numpy takes seeds below 2**32 only; far more threads than CPUs crash torch
+    (["--seed", "4294967296"], "--seed must be below 2**32 = 4294967296 (numpy's seeds), got 4294967296"),
+    (["--threads", "100000"], "--threads 100000 is more than this machine's"),
+    # sizes no machine holds: refused before the run folder is made, rather than a MemoryError once it runs
+    (["--buffer-size", "1000000000000"], "GiB of memory, more than this machine's"),
+    (["--hidden-dim", "100000000"], "GiB of memory, more than this machine's"),
+    (["--num-envs", "1000000000000", "--phase1-steps", "10000000000000"], "GiB of memory, more than this machine's"),
+    (["--eval-episodes", "1000000000000"], "GiB of memory, more than this machine's"),
+    (["--batch-size", "1000000000000"], "GiB of memory, more than this machine's"),
+])
+def test_runs_that_cannot_work_are_refused_by_check_args(script, flags, message):
+    # check_args runs before any work (test_flag_values_out_of_range_are_one_line_before_any_work): called here alone
+    m = SCRIPTS[script]
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        m.check_args(tyro.cli(m.Args, args=[*TINY, *flags]))
+    m.check_args(tyro.cli(m.Args, args=TINY))  # TINY itself passes
+
+
+@pytest.mark.parametrize("cause, prelude", [
+    ("a file-size limit", "import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))"),
+    ("SIGINT in the middle of the save", "import os, signal, torch\nsave = torch.save\n"
+     "torch.save = lambda *a, **k: (save(*a, **k), os.kill(os.getpid(), signal.SIGINT))"),
+])
+def test_a_save_that_fails_or_is_interrupted_is_one_line_and_leaves_no_temporary_file(script, tmp_path, cause, prelude):
+    # TINY's phase1.pt is about 140 kB: the limit stops it mid-write (its events file stays below it)
+    proc = run_script(script, tmp_path, "--run-name", "cut", prelude=prelude, check=False)
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    if cause == "a file-size limit":
+        assert proc.returncode == 1 and "error: cannot write the Phase I checkpoint" in proc.stderr
+        assert "(a full disk, or a file-size limit?); the checkpoints saved before are kept" in proc.stderr
+    else:
+        assert proc.returncode == 130 and proc.stderr == "interrupted (SIGINT): the checkpoints saved before are kept\n"
+    assert "phase 1  global_step 256" in proc.stdout and "saved Phase I" not in proc.stdout
+    assert [p.name for p in (tmp_path / "cut").iterdir() if not p.name.startswith("events.out.tfevents.")] == []
 
 
 def test_cuda_flag_runs_on_a_cpu_machine_with_the_same_numbers(script, tmp_path):

@@ -164,7 +164,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
 
     # without runs/, the committed curves alone redraw the figure with the same numbers
     plot = [sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "tiny"]
-    subprocess.run(plot, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=True)
+    subprocess.run([*plot, "--merge"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=True)
     from_runs = (tmp_path / "results" / "tiny.md").read_text()
     (tmp_path / "runs" / "tiny").rename(tmp_path / "mine")
     (tmp_path / "images" / "tiny.png").unlink()
@@ -173,20 +173,21 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert (tmp_path / "results" / "tiny.md").read_text() == from_runs
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
 
-    # a figure finished in pieces: seed 3 elsewhere is merged with the committed seeds 1 and 2; a piece run with other
-    # flags is refused before it trains
+    # a figure finished in pieces: seed 3 elsewhere is merged (MERGE=1) with the committed seeds 1 and 2; a piece run
+    # with other flags is refused before it trains
     proc = subprocess.run([*cmd, "--horizon", "10"], capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"))
     assert proc.returncode != 0 and "cannot be merged" in proc.stderr
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"), timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3", MERGE="1"),
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "seed 1" not in proc.stdout and "seed 3 dvm: done" in proc.stdout
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "3 seeds" in table and "in 2 pieces" in table
     assert (tmp_path / "results" / "tiny.csv").read_text().count("# piece: ") == 2
 
-    # your own runs drawn over ours
-    proc = subprocess.run([*plot, "--extra", f"{tmp_path / 'mine' / 'seed1'}:my runs"], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
+    # your own runs drawn over ours (over the merged figure: beside runs/tiny, the figure is a quick look otherwise)
+    proc = subprocess.run([*plot, "--merge", "--extra", f"{tmp_path / 'mine' / 'seed1'}:my runs"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| my runs (--extra, 2 runs) |" in (tmp_path / "results" / "tiny.md").read_text()
 
@@ -368,6 +369,31 @@ def test_a_second_invocation_from_another_phase1_is_refused_before_anything_runs
     proc = run_py(tmp_path, "br", "maddpg_dvm.py", "--phase1-from", "b", "--", *RUN_TINY, SEEDS="2")
     one_line(proc, f"{results / 'br.csv'} holds curves of another command or Phase I", "cannot be merged")
     assert files(tmp_path) == before
+
+
+def test_a_relative_benchmark_out_from_outside_the_root_then_a_quick_look_then_a_merge(tmp_path):
+    # run.py started elsewhere than the repository's root, BENCHMARK_OUT relative to where it was started: one folder
+    # for the runs, their logs and the figure (the training scripts run in the root)
+    args = ("rel", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY)
+    proc = run_py("out", *args, cwd=tmp_path, SEEDS="1", JOBS="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "out"
+    assert (out / "runs" / "rel" / "seed1" / "none" / "phase2.pt").exists() and not os.path.exists(
+        os.path.join(ROOT, "out"))
+    assert "1 seed, " in (out / "results" / "rel.md").read_text()  # the first piece: into results/
+    committed = files(out / "results") | files(out / "images")
+    # another seed: a quick look of its own, results/ and images/ left alone
+    proc = run_py(str(out), *args, SEEDS="2-2", JOBS="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert files(out / "results") | files(out / "images") == committed
+    quick = out / "runs" / "rel" / "quick_look"
+    assert f"rel: a quick look at seeds 1 2, in {quick}" in proc.stdout
+    assert "2 seeds (1 2; a quick look, not in `results/`)" in (quick / "rel.md").read_text()
+    # merged on request, nothing trained again: seed 1, run once, is its committed self
+    proc = run_py(str(out), *args, SEEDS="1-2", JOBS="1", MERGE="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 done, 2 skipped" in proc.stdout and "differ" not in proc.stdout
+    assert "2 seeds, " in (out / "results" / "rel.md").read_text()
 
 
 def test_a_run_waited_for_that_ends_unfinished_is_a_failure(tmp_path):

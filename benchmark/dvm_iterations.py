@@ -1,6 +1,6 @@
 """How many DVM iterations does DVM need? The table and plot of benchmark/dvm_iterations.sh.
 
-    python benchmark/dvm_iterations.py
+    python benchmark/dvm_iterations.py [--merge]
         -> benchmark/results/dvm_iterations.md, benchmark/images/dvm_iterations.png,
            benchmark/results/dvm_iterations_steps.csv (every run's DVM step: duration and losses at its end),
            benchmark/results/dvm_iterations_losses.csv (the 2048-iteration steps' losses against iterations)
@@ -12,7 +12,9 @@ The DVM step of each run (dvm/seconds, and dvm/kl_loss and dvm/vm_loss per itera
 is merged into results/dvm_iterations_steps.csv: a run in runs/ replaces the committed row of the same part, seed and
 variant, so parts finished in pieces add up as the figures do. The losses of the 2048-iteration steps against
 iterations go the same way into results/dvm_iterations_losses.csv: they show where a shorter step stops on the
-paper's loss curve.
+paper's loss curve. As for a figure, the merging takes --merge (MERGE=1) where results/ has those files: without it,
+the runs in runs/ alone are a quick look, written to runs/dvm_iterations/quick_look/, and results/ is left alone.
+Without runs, the committed files are redrawn. A line of those files that does not parse is one line of error.
 
 Per part and iteration count: the DVM step's duration (one torch thread), the KL (Eq. 3) and value-matching (Eq. 6)
 losses at the end of the step (mean over its last 5 % of iterations, at least one), the return right after the DVM
@@ -20,8 +22,10 @@ step, the Phase II AUC and final return (as in plot.py), and DVM(k) minus DVM(20
 intervals over seeds (from 2 seeds). A count "cannot be told from 2048" where both intervals contain 0, and so do those
 of every larger count; that verdict is given from 5 seeds on.
 """
+import argparse
 import csv
-import glob
+import io
+import math
 import os
 import sys
 
@@ -47,6 +51,9 @@ STEP_COLUMNS = ["part", "seed", "variant", "iterations", "seconds", "kl_loss", "
 LOSSES_CSV = os.path.join(OUT, "results", "dvm_iterations_losses.csv")
 LOSS_COLUMNS = ["part", "seed", "iteration", "kl_loss", "vm_loss"]
 CURVE_POINTS = [1, 2, 4, 8, 16] + list(range(32, 2049, 32))  # where the 2048-iteration loss curves are kept
+TYPES = dict(part=str, seed=int, variant=str, iterations=int, iteration=int, seconds=float, kl_loss=float,
+             vm_loss=float)  # (of the columns of the two files)
+QUICK_LOOK = os.path.join(OUT, "runs", "dvm_iterations", "quick_look")  # without --merge, where results/ has its files
 
 
 def part_csv(part):
@@ -73,60 +80,88 @@ def step_of_run(run_dir):
     return row, curve
 
 
-def read_steps():
-    """Committed rows of results/dvm_iterations_steps.csv and _losses.csv, updated by every finished run in runs/:
-    the steps keyed by (part, seed, variant), the 2048-iteration loss curves by (part, seed)."""
+def read_table(path, columns):
+    """The rows of results/dvm_iterations_steps.csv or _losses.csv, each value of its type (TYPES); a file that is not
+    such a table, or a line of it that does not parse, is one line of error naming them."""
+    with open(path, newline="", errors="replace") as f:
+        try:
+            lines = list(csv.reader(f))
+        except csv.Error as e:
+            plot.fail(f"{path}: not a CSV table ({e})")
+    if not lines or lines[0] != columns:
+        plot.fail(f"{path}: its first line is not the header {','.join(columns)}")
+    rows = []
+    for number, fields in enumerate(lines[1:], 2):
+        where = f"{path}, line {number}"
+        if len(fields) != len(columns):
+            plot.fail(f"{where}: {len(fields)} fields where the header has {len(columns)} (a truncated line?)")
+        r = {k: plot.parse_number(text, k, where, TYPES[k]) for k, text in zip(columns, fields)}
+        if r["part"] not in PARTS or r.get("variant", "dvm") not in ITERATIONS:
+            plot.fail(f"{where}: part {r['part']!r} or variant {r.get('variant')!r} is none of ours")
+        if not all(math.isfinite(x) for k, x in r.items() if TYPES[k] is float):
+            plot.fail(f"{where}: a loss or duration that is not finite")
+        rows.append(r)
+    return rows
+
+
+def read_steps(merge):
+    """The DVM steps keyed by (part, seed, variant) and the 2048-iteration loss curves by (part, seed): those of every
+    finished run in runs/, added to (merge) the committed rows of results/dvm_iterations_steps.csv and _losses.csv."""
     steps, curves = {}, {}
-    if os.path.exists(STEPS_CSV):
-        with open(STEPS_CSV) as f:
-            for r in csv.DictReader(f):
-                steps[r["part"], int(r["seed"]), r["variant"]] = {k: float(r[k]) for k in STEP_COLUMNS[3:]}
-    if os.path.exists(LOSSES_CSV):
-        with open(LOSSES_CSV) as f:
-            for r in csv.DictReader(f):
-                curves.setdefault((r["part"], int(r["seed"])), {})[int(r["iteration"])] = {
-                    k: float(r[k]) for k in LOSS_COLUMNS[3:]}
+    if merge and os.path.exists(STEPS_CSV):
+        for r in read_table(STEPS_CSV, STEP_COLUMNS):
+            steps[r["part"], r["seed"], r["variant"]] = {k: r[k] for k in STEP_COLUMNS[3:]}
+    if merge and os.path.exists(LOSSES_CSV):
+        for r in read_table(LOSSES_CSV, LOSS_COLUMNS):
+            curves.setdefault((r["part"], r["seed"]), {})[r["iteration"]] = {k: r[k] for k in LOSS_COLUMNS[3:]}
     for part in PARTS:
         root, csv_path = os.path.join(OUT, "runs", f"dvm_iterations_{part}"), part_csv(part)
         if os.path.exists(os.path.join(root, "command.txt")) and os.path.exists(csv_path):
             # as plot.py refuses to merge them into the curves, so here into the steps: nothing is written
-            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]
+            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]["command"]
             if ran != command:
                 plot.fail(f"{root} holds runs of another command ({ran}) than {csv_path} ({command})")
-        for done in glob.glob(os.path.join(root, "seed*", "*", "phase2.pt")):
-            run_dir = os.path.dirname(done)
-            variant, seed = os.path.basename(run_dir), int(os.path.basename(os.path.dirname(run_dir))[4:])
-            if variant in ITERATIONS:
-                row, curve = step_of_run(run_dir)
-                steps[part, seed, variant] = dict(iterations=ITERATIONS[variant], **row)
-                if variant == "dvm":
-                    curves[part, seed] = curve
+        for seed, seed_dir in plot.seed_dirs(root).items():
+            for variant in ITERATIONS:
+                if os.path.exists(os.path.join(seed_dir, variant, "phase2.pt")):
+                    row, curve = step_of_run(os.path.join(seed_dir, variant))
+                    steps[part, seed, variant] = dict(iterations=ITERATIONS[variant], **row)
+                    if variant == "dvm":
+                        curves[part, seed] = curve
     return steps, curves
 
 
-def write_steps(steps):
-    with open(STEPS_CSV, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(STEP_COLUMNS)
-        for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1], -ITERATIONS[kv[0][2]])):
-            writer.writerow([part, seed, variant, int(r["iterations"]), f"{r['seconds']:.2f}", repr(float(r["kl_loss"])),
-                             repr(float(r["vm_loss"]))])
+def write_steps(path, steps):
+    f = io.StringIO(newline="")
+    writer = csv.writer(f)
+    writer.writerow(STEP_COLUMNS)
+    for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1], -ITERATIONS[kv[0][2]])):
+        writer.writerow([part, seed, variant, int(r["iterations"]), f"{r['seconds']:.2f}", repr(float(r["kl_loss"])),
+                         repr(float(r["vm_loss"]))])
+    plot.write_atomically(path, f.getvalue())
 
 
-def write_curves(curves):
-    with open(LOSSES_CSV, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(LOSS_COLUMNS)
-        for (part, seed), curve in sorted(curves.items()):
-            for k, r in sorted(curve.items()):
-                writer.writerow([part, seed, k, f"{r['kl_loss']:.6g}", f"{r['vm_loss']:.6g}"])
+def write_curves(path, curves):
+    f = io.StringIO(newline="")
+    writer = csv.writer(f)
+    writer.writerow(LOSS_COLUMNS)
+    for (part, seed), curve in sorted(curves.items()):
+        for k, r in sorted(curve.items()):
+            writer.writerow([part, seed, k, f"{r['kl_loss']:.6g}", f"{r['vm_loss']:.6g}"])
+    plot.write_atomically(path, f.getvalue())
 
 
-def part_stats(part, steps):
-    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step."""
-    if not os.path.exists(part_csv(part)):
+def part_stats(part, steps, merge):
+    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step. The
+    curves of results/dvm_iterations_PART.csv (merge), or of the part's finished runs alone (a quick look)."""
+    root = os.path.join(OUT, "runs", f"dvm_iterations_{part}")
+    source = part_csv(part) if merge else root
+    if not os.path.exists(source):
         return None
-    _, _, _, rows = plot.read_csv(part_csv(part))
+    rows = plot.read_csv(source)[1] if merge else plot.rows_from_runs(root)[1]
+    if not rows:
+        return None
+    plot.check_curves(rows, lambda seed: source)
     seeds = sorted(s for s in {r["seed"] for r in rows}
                    if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
                           for v in ITERATIONS))
@@ -147,22 +182,30 @@ def mean_std(x, digits=2):
 
 
 if __name__ == "__main__":
-    steps, curves = read_steps()
-    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
-    write_steps(steps)
-    write_curves(curves)
-    parts = {part: s for part in PARTS if (s := part_stats(part, steps)) is not None}
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--merge", action="store_true", default=os.environ.get("MERGE") == "1",
+                        help="merge the runs into results/ where it has the files (env MERGE=1); without it, a quick "
+                             f"look of the runs alone goes into {QUICK_LOOK}")
+    merge = parser.parse_args().merge or not os.path.exists(STEPS_CSV)
+    steps, curves = read_steps(merge)
+    if not steps and not merge:  # no finished run in runs/: the committed results alone, redrawn
+        merge = True
+        steps, curves = read_steps(merge)
+    parts = {part: s for part in PARTS if (s := part_stats(part, steps, merge)) is not None}
     if not parts:
         sys.exit("no finished part: run benchmark/dvm_iterations.sh first")
     rng = np.random.default_rng(0)
     lines = ["### How many DVM iterations? (`bash benchmark/dvm_iterations.sh`)", ""]
+    if not merge:
+        lines[0] += ": a quick look at the runs in `runs/`, not in `results/`"
     # top row: Phase II; below, the losses of the 2048-iteration step against iterations, the shorter steps' ends
     fig, axes = plt.subplots(3, len(parts), figsize=(5 * len(parts), 10), squeeze=False)
     for (ax, ax_vm, ax_kl), (part, (seeds, stats)) in zip(axes.T, parts.items()):
         n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
-        lines += [f"**{PARTS[part]}**, {n_seeds}; Phase II curves in `results/dvm_iterations_{part}.csv`, DVM steps in "
-                  "`results/dvm_iterations_steps.csv`, losses against iterations in "
-                  "`results/dvm_iterations_losses.csv`.", "",
+        lines += [(f"**{PARTS[part]}**, {n_seeds}; Phase II curves in `results/dvm_iterations_{part}.csv`, DVM steps "
+                   "in `results/dvm_iterations_steps.csv`, losses against iterations in "
+                   "`results/dvm_iterations_losses.csv`." if merge else f"**{PARTS[part]}**, {n_seeds} "
+                   f"({' '.join(map(str, seeds))}), the runs in `runs/dvm_iterations_{part}/`."), "",
                   "| iterations | DVM step (s) | KL loss at the end | VM loss at the end | right after DVM | "
                   "Phase II AUC | final return | minus 2048, AUC (95 % CI) | minus 2048, final (95 % CI) |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -221,9 +264,20 @@ if __name__ == "__main__":
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
-    fig.savefig(os.path.join(OUT, "images", "dvm_iterations.png"), dpi=110)
-    lines.append("![dvm_iterations](images/dvm_iterations.png)")
-    with open(os.path.join(OUT, "results", "dvm_iterations.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    folder, images = (os.path.join(OUT, "results"), os.path.join(OUT, "images")) if merge else (QUICK_LOOK, QUICK_LOOK)
+    lines.append(f"![dvm_iterations]({'images/' if merge else ''}dvm_iterations.png)")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    try:  # each file whole or as it was (a full disk, a read-only folder)
+        for path in (folder, images):
+            os.makedirs(path, exist_ok=True)
+        write_steps(os.path.join(folder, "dvm_iterations_steps.csv"), steps)
+        write_curves(os.path.join(folder, "dvm_iterations_losses.csv"), curves)
+        plot.write_atomically(os.path.join(images, "dvm_iterations.png"), png.getvalue())
+        plot.write_atomically(os.path.join(folder, "dvm_iterations.md"), "\n".join(lines) + "\n")
+    except OSError as e:
+        plot.fail(str(e) if e.strerror is None else f"cannot write in {folder} ({e.strerror})")
     print("\n".join(lines))
+    if not merge:
+        print(f"dvm_iterations: a quick look at the runs in {os.path.join(OUT, 'runs')}, in {QUICK_LOOK}; results/ is "
+              "left as it was: run again with MERGE=1 (dvm_iterations.py --merge) to merge them into it")

@@ -1,6 +1,9 @@
 """Fig. 8: Agent 1's policy and action-value before and after DVM, 2-agent spread, from saved checkpoints.
 
-    python benchmark/fig8.py [FIG]    # reads benchmark/runs/FIG (default fig8) -> images/FIG.png
+    python benchmark/fig8.py [FIG] [--merge]   # reads benchmark/runs/FIG (default fig8) -> images/FIG.png
+
+Where images/FIG.png exists already (committed), the picture goes to runs/FIG/quick_look/FIG.png instead, unless
+--merge (MERGE=1 for fig8.sh) asks to replace it.
 
 Rows: the networks at the end of Phase I (what No DVM takes into Phase II), right after the DVM step, and at
 the end of Phase II for No DVM and for DVM. Columns: Phase I configuration (Agent 2 at its Phase I start, the
@@ -12,6 +15,8 @@ Seed 1 of the run folder: none/phase1.pt, dvm/dvm.pt, none/phase2.pt and dvm/pha
 weights_only=True; a file that is missing, damaged, of another script or kind, or not loadable that way (its loading
 could run code) is refused in one line before anything is drawn.
 """
+import argparse
+import io
 import os
 import sys
 
@@ -23,11 +28,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/ is written
 sys.path.insert(0, os.path.dirname(HERE))
 import maddpg_dvm  # noqa: E402
 import particle_envs  # noqa: E402
-from plot import fail, read_checkpoint  # noqa: E402  (the benchmark's one checkpoint reader and refusal)
+from plot import OUT, fail, read_checkpoint, write_atomically  # noqa: E402  (the benchmark's one checkpoint reader,
+# refusal and file writer)
 
 GRID = 21  # Agent 1 positions per axis for the heat map; every second one gets an arrow
 
@@ -75,7 +80,11 @@ def policy_and_value(actors, critic, temperature, obs):
 
 
 if __name__ == "__main__":
-    fig_name = sys.argv[1] if len(sys.argv) > 1 else "fig8"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("fig", nargs="?", default="fig8", help="the run.py figure to draw (default fig8)")
+    parser.add_argument("--merge", action="store_true", help="replace images/FIG.png where it exists")
+    cli = parser.parse_args()
+    fig_name = cli.fig
     seed_dir = os.path.join(OUT, "runs", fig_name, "seed1")
     rows = [("End of Phase I\n(No DVM enters Phase II)", os.path.join(seed_dir, "none", "phase1.pt"), "phase1"),
             ("Right after DVM", os.path.join(seed_dir, "dvm", "dvm.pt"), "dvm"),
@@ -114,7 +123,16 @@ if __name__ == "__main__":
     fig.suptitle("Fig. 8: Agent 1 (red arrows: expected force) with Agent 2 (blue circle) held on a target; "
                  "x: targets", fontsize=11)
     fig.tight_layout()
-    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
     out = os.path.join(OUT, "images", f"{fig_name}.png")
-    fig.savefig(out, dpi=90)
-    print(f"wrote {out}")
+    quick = os.path.exists(out) and not cli.merge  # a quick look leaves the committed picture alone
+    if quick:
+        out = os.path.join(OUT, "runs", fig_name, "quick_look", f"{fig_name}.png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    try:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        write_atomically(out, png.getvalue())
+    except OSError as e:
+        fail(str(e) if e.strerror is None else f"cannot write in {os.path.dirname(out)} ({e.strerror})")
+    print(f"wrote {out}" + ("; images/ is left as it was: run again with MERGE=1 (fig8.py --merge) to replace it"
+                            if quick else ""))

@@ -1,22 +1,26 @@
 """Draw a figure and write its results table and per-seed curves.
 
-    python benchmark/plot.py FIG [--extra PATH[:LABEL] ...]
+    python benchmark/plot.py FIG [--merge] [--extra PATH[:LABEL] ...]
         -> benchmark/results/FIG.csv (every seed's curves), benchmark/images/FIG.png, benchmark/results/FIG.md
 
 Where the curves come from: the event files of the finished seeds in benchmark/runs/FIG (a seed counts once all of
-its runs have written phase2.pt; a figure still running or cut off is drawn from those), merged with the curves
-already committed in results/FIG.csv (a seed present in both is taken from the runs). Without runs/FIG the figure
-is redrawn from the CSV alone. The figure and table are always computed from the CSV as written, so both ways give
-the same numbers. Merging refuses a CSV made by another command (run.py's command.txt is stored in its header).
-So a figure can be finished in pieces: `SEEDS="8 9 10" bash benchmark/fig5c.sh` on another day or machine adds
-seeds 8-10 to the committed 1-7.
+its runs have written phase2.pt; a figure still running or cut off is drawn from those). Where results/FIG.csv is
+committed already, they are a quick look: the CSV, picture and table go to runs/FIG/quick_look/ (the table names
+the seeds it shows) and the committed files are left as they were. With --merge (run.py passes it on for `MERGE=1`),
+they are merged with the committed curves instead: a seed present in both is taken from the runs, and one whose curve
+differs from its committed one is said in a line (seed, method, by how much); a method the CSV holds and the runs do
+not is refused (its curves would be lost). Without runs/FIG the figure is redrawn from the CSV alone. The figure and
+table are always computed from the CSV as written, so both ways give the same numbers. Merging refuses a CSV made by
+another command or from another Phase I (run.py's command.txt and phase1_from.txt are stored in its header). So a
+figure can be finished in pieces: `SEEDS="8 9 10" MERGE=1 bash benchmark/fig5c.sh` on another day or machine adds
+seeds 8-10 to the committed 1-7. Every file is written whole or not at all (a full disk leaves the one before).
 
-CSV (long format, one row per evaluation; `#` lines are a header with the command, the wall time of each piece and
-each run's own duration, from its seconds.txt): seed, variant, step (global step across both phases), phase, return
-(eval/return), then return_team0/1 (push box Phase I: team A on Task I, team B on Task II) and return_target0/1/2
-(push box Task III: left, right, up), empty where a run has none. Phase I is one run per seed, stored under the
-variant "phase1": it comes from each seed's run that trained it (the first variant), or from the figure named in
-runs/FIG/phase1_from.txt (run.py --phase1-from).
+CSV (long format, one row per evaluation; `#` lines are a header with the command, where Phase I came from, the wall
+time of each piece and each run's own duration, from its seconds.txt): seed, variant, step (global step across both
+phases), phase, return (eval/return), then return_team0/1 (push box Phase I: team A on Task I, team B on Task II) and
+return_target0/1/2 (push box Task III: left, right, up), empty where a run has none. Phase I is one run per seed,
+stored under the variant "phase1": it comes from each seed's run that trained it (the first variant), or from the
+figure named in runs/FIG/phase1_from.txt (run.py --phase1-from).
 
 `--extra PATH[:LABEL]` draws your own runs over ours, as a dashed curve with a row of its own in the table (no
 interval): PATH is one run folder of maddpg_dvm.py or masac_dvm.py, or a folder holding several (each one seed).
@@ -35,15 +39,19 @@ Push box figures also get the end of Phase I per team and the final return per T
 The figure's cost: core-minutes, the sum of its runs' own durations, where every run has one; the wall time of its
 pieces otherwise (curves committed before runs kept their durations).
 
-Bad input (a CSV line that does not parse, a non-finite return, an --extra run that does not fit the figure, a
-checkpoint that cannot be read) is refused in one line, `error: ...`, before anything is written.
+Bad input (a CSV line that does not parse, a non-finite return, two evaluations at one step, a Phase II of one
+evaluation, curves of another script than the figure's, an --extra run that does not fit the figure, a checkpoint
+that cannot be read, a run folder without its command.txt or Phase I) is refused in one line, `error: ...`, before
+anything is written.
 """
 import argparse
 import csv
 import functools
 import glob
+import io
 import math
 import os
+import re
 import sys
 import warnings
 
@@ -54,8 +62,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.environ.get("BENCHMARK_OUT", HERE)  # where runs/ is read and images/, results/ are written
+# OUT: where runs/ is read and images/, results/ are written; write_atomically: the benchmark's one writer of results
+from run import OUT, OWN_PHASE1, read_seconds, write_atomically  # noqa: E402
+
 NAMES = {"none": "No DVM", "distill": "Distillation", "vm": "Value Matching", "dvm": "DVM",
          "dvm_no_learning": "DVM, no Phase II learning", "dvm_it1024": "DVM, 1024 iterations",
          "dvm_it256": "DVM, 256 iterations", "dvm_it64": "DVM, 64 iterations",
@@ -74,6 +83,10 @@ TARGETS = {0: "left (Task I)", 1: "right (Task II)", 2: "up (new)"}
 EXTRA_TAGS = [f"return_team{k}" for k in TEAMS] + [f"return_target{k}" for k in TARGETS]
 COLUMNS = ["seed", "variant", "step", "phase", "return", *EXTRA_TAGS]
 REQUIRED = COLUMNS[:5]  # the team and target columns may be missing (empty) in a curves file
+# the script of our figures (and of their variants, fig4c_lr1e-3, ..., and the DVM-iterations parts): a CSV or runs
+# of another are refused, not drawn under the figure's title
+SCRIPTS = {"fig4": "maddpg_dvm.py", "fig5": "masac_dvm.py", "fig6": "maddpg_dvm.py", "fig7": "maddpg_dvm.py",
+           "dvm_iterations": "maddpg_dvm.py"}
 KINDS = {"phase1": "Phase I (phase1.pt)", "dvm": "DVM step (dvm.pt)", "phase2": "Phase II (phase2.pt)"}
 # settings an --extra run may choose freely: per run (run.py sets them) or the method, which is what an extra shows
 FREE_SETTINGS = {"seed", "run_name", "runs_dir", "threads", "cuda", "capture_video", "phase1_checkpoint",
@@ -164,43 +177,43 @@ def read_run(run_dir):
     return rows
 
 
-def read_seconds(run_dir):
-    """A run's own duration in seconds, from the seconds.txt run.py writes when it finishes; None for a run from
-    before run.py kept them."""
-    path = os.path.join(run_dir, "seconds.txt")
-    if not os.path.exists(path):
-        return None
-    try:
-        seconds = float(open(path).read())
-    except (ValueError, UnicodeDecodeError):
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds >= 0):
-        fail(f"{path}: not a duration in seconds")
-    return seconds
+def seed_dirs(root):
+    """{seed: folder} of the runs/FIG/seedS folders, by seed (a copy such as seed1.bak beside them is not one)."""
+    found = {int(m[1]): path for path in glob.glob(os.path.join(root, "seed*"))
+             if (m := re.fullmatch(r"seed([0-9]+)", os.path.basename(path))) and os.path.isdir(path)}
+    return dict(sorted(found.items()))
 
 
 def rows_from_runs(root):
-    """Curves of the seeds in runs/FIG whose runs have all finished; their runs' durations {(seed, variant): seconds};
-    the seeds started; the command; wall time."""
-    seed_dirs = sorted(glob.glob(os.path.join(root, "seed*")), key=lambda p: int(p.rsplit("seed", 1)[1]))
-    variants = [v for v in NAMES if any(os.path.isdir(os.path.join(s, v)) for s in seed_dirs)]
-    finished = [s for s in seed_dirs if all(os.path.exists(os.path.join(s, v, "phase2.pt")) for v in variants)]
-    source = os.path.join(root, "phase1_from.txt")
-    phase1_root = os.path.join(OUT, "runs", open(source).read().strip()) if os.path.exists(source) else root
+    """(header, rows, seeds started) of runs/FIG: the curves of its seeds whose runs have all finished, and the header
+    of their CSV (command.txt, the Phase I's source, the wall time as one piece, the runs' durations from their
+    seconds.txt)."""
+    seeds = seed_dirs(root)
+    variants = [v for v in NAMES if any(os.path.isdir(os.path.join(s, v)) for s in seeds.values())]
+    finished = {seed: s for seed, s in seeds.items()
+                if all(os.path.exists(os.path.join(s, v, "phase2.pt")) for v in variants)}
+    if not os.path.exists(os.path.join(root, "command.txt")):
+        fail(f"{root} has no command.txt (run.py writes it first): the command of its runs is unknown")
+    source_file = os.path.join(root, "phase1_from.txt")
+    source = open(source_file).read().strip() if os.path.exists(source_file) else OWN_PHASE1
+    phase1_root = root if source == OWN_PHASE1 else os.path.join(OUT, "runs", source)
     rows, durations = [], {}
-    for s in finished:
-        seed = int(s.rsplit("seed", 1)[1])
+    for seed, s in finished.items():
         # Phase I from the seed's run that trained it, the only one with a phase1.pt
-        trainer = glob.glob(os.path.join(phase1_root, os.path.basename(s), "*", "phase1.pt"))[0]
-        rows += [dict(r, seed=seed, variant="phase1") for r in read_run(os.path.dirname(trainer)) if r["phase"] == 1]
+        trainer = glob.glob(os.path.join(phase1_root, f"seed{seed}", "*", "phase1.pt"))
+        if len(trainer) != 1:  # (the --phase1-from figure moved or deleted since)
+            fail(f"{os.path.join(phase1_root, f'seed{seed}')} holds {len(trainer)} Phase I runs (phase1.pt), not one: "
+                 f"the Phase I of {root} cannot be drawn")
+        rows += [dict(r, seed=seed, variant="phase1") for r in read_run(os.path.dirname(trainer[0])) if r["phase"] == 1]
         for v in variants:
             rows += [dict(r, seed=seed, variant=v) for r in read_run(os.path.join(s, v)) if r["phase"] == 2]
-            seconds = read_seconds(os.path.join(s, v))
+            seconds = read_seconds(os.path.join(s, v, "seconds.txt"))
             if seconds is not None:
                 durations[seed, v] = seconds
-    wall_file = os.path.join(root, "wall_time.txt")
-    wall = float(open(wall_file).read()) if os.path.exists(wall_file) else float("nan")
-    return rows, durations, len(seed_dirs), open(os.path.join(root, "command.txt")).read().strip(), wall
+    wall = read_seconds(os.path.join(root, "wall_time.txt"))
+    header = dict(command=open(os.path.join(root, "command.txt")).read().strip(), phase1_from=source,
+                  pieces=[(set(finished), math.nan if wall is None else wall)], durations=durations)
+    return header, rows, len(seeds)
 
 
 # ---- the curves file ------------------------------------------------------------------------------------------------
@@ -214,11 +227,14 @@ def parse_number(text, column, where, kind=float):
 
 
 def parse_comment(line, where, header):
-    """A `#` line into header (command, pieces, durations): "# command: ...", "# piece: seeds 1 2 3, wall time 1234 s",
-    "# run: seed 3, variant dvm, 123.4 s"; any other `#` line is a comment."""
+    """A `#` line into header (command, phase1_from, pieces, durations): "# command: ...", "# phase1 from: fig6" (or
+    OWN_PHASE1; missing in CSVs written before it was kept), "# piece: seeds 1 2 3, wall time 1234 s", "# run: seed 3,
+    variant dvm, 123.4 s"; any other `#` line is a comment."""
     try:
         if line.startswith("# command: "):
             header["command"] = line[len("# command: "):].strip()
+        elif line.startswith("# phase1 from: "):
+            header["phase1_from"] = line[len("# phase1 from: "):].strip()
         elif line.startswith("# piece: "):
             seeds, wall = line[len("# piece: seeds "):].split(", wall time ")
             header["pieces"].append(({int(x) for x in seeds.split()}, float(wall.split()[0])))
@@ -249,9 +265,10 @@ def parse_row(fields, columns, where):
 
 
 def read_csv(path):
-    """(command, [(seeds, wall seconds) per piece], {(seed, variant): seconds}, rows) of a committed curves file.
-    A line that does not parse is one line of error naming the file and the line."""
-    header, columns, rows = dict(command=None, pieces=[], durations={}), None, []
+    """(header, rows) of a committed curves file; header: command, phase1_from (None where unknown), pieces [(seeds,
+    wall seconds)], durations {(seed, variant): seconds}. A line that does not parse is one line of error naming the
+    file and the line."""
+    header, columns, rows = dict(command=None, phase1_from=None, pieces=[], durations={}), None, []
     with open(path, "rb") as f:  # bytes: a binary file is refused at its line, not with a UnicodeDecodeError
         for number, raw in enumerate(f, 1):
             where = f"{path}, line {number}"
@@ -274,30 +291,40 @@ def read_csv(path):
         fail(f"{path}: no header line ({','.join(COLUMNS)})")
     if header["command"] is None:  # (merging and --extra compare runs with it; it would be written back as "None")
         fail(f"{path}: no '# command: ...' line, the command that made its curves")
-    return header["command"], header["pieces"], header["durations"], rows
+    return header, rows
 
 
-def write_csv(path, command, pieces, durations, rows):
-    with open(path, "w", newline="") as f:
-        f.write(f"# command: {command}\n")
-        for seeds, wall in pieces:
-            f.write(f"# piece: seeds {' '.join(map(str, sorted(seeds)))}, wall time {wall:.0f} s\n")
-        for (seed, variant), seconds in sorted(durations.items(), key=lambda d: (d[0][0], list(NAMES).index(d[0][1]))):
-            f.write(f"# run: seed {seed}, variant {variant}, {seconds:.1f} s\n")
-        writer = csv.DictWriter(f, COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)  # floats as repr: read back bit for bit
+def write_csv(path, header, rows):
+    f = io.StringIO(newline="")
+    f.write(f"# command: {header['command']}\n")
+    if header["phase1_from"] is not None:
+        f.write(f"# phase1 from: {header['phase1_from']}\n")
+    for seeds, wall in header["pieces"]:
+        f.write(f"# piece: seeds {' '.join(map(str, sorted(seeds)))}, wall time {wall:.0f} s\n")
+    for (seed, variant), seconds in sorted(header["durations"].items(),
+                                           key=lambda d: (d[0][0], list(NAMES).index(d[0][1]))):
+        f.write(f"# run: seed {seed}, variant {variant}, {seconds:.1f} s\n")
+    writer = csv.DictWriter(f, COLUMNS, restval="")
+    writer.writeheader()
+    writer.writerows(rows)  # floats as repr: read back bit for bit
+    write_atomically(path, f.getvalue())
 
 
 def check_curves(rows, origin):
     """Refuse curves the table cannot be computed from, naming seed and method: a non-finite value (a diverged run),
-    a seed without a curve of some variant or with another number of evaluations than the others (unequal lengths
-    would pair seeds wrongly or fail in the arithmetic). origin(seed): where that seed's curves come from."""
+    two evaluations at one step (they would be averaged), a seed without a curve of some variant or with another
+    number of evaluations than the others (unequal lengths would pair seeds wrongly or fail in the arithmetic), a
+    Phase II of fewer than two evaluations (no area under it). origin(seed): where that seed's curves come from."""
+    seen = set()
     for r in rows:
         for key in ("return", *EXTRA_TAGS):
             if key in r and not math.isfinite(r[key]):
                 fail(f"seed {r['seed']}, {method(r['variant'])}: eval/{key} is {r[key]} at step {r['step']} "
                      f"(a diverged run?), in {origin(r['seed'])}; nothing was written")
+        if (r["seed"], r["variant"], r["step"]) in seen:
+            fail(f"seed {r['seed']}, {method(r['variant'])}: two evaluations at step {r['step']}, in "
+                 f"{origin(r['seed'])}; nothing was written")
+        seen.add((r["seed"], r["variant"], r["step"]))
     seeds = sorted({r["seed"] for r in rows})
     if not any(r["variant"] == "phase1" for r in rows):  # the figure draws both phases
         fail(f"{origin(seeds[0])} has no Phase I curve (variant phase1)")
@@ -312,6 +339,9 @@ def check_curves(rows, origin):
             if steps[s] != steps[first]:
                 fail(f"seed {s}, {method(v)}: {len(steps[s])} evaluations where seed {first} has "
                      f"{len(steps[first])} (curves of unequal length), in {origin(s)}")
+        if v != "phase1" and len(steps[first]) < 2:
+            fail(f"{method(v)}: {len(steps[first])} Phase II evaluation, the table needs two (--phase2-steps 0?), in "
+                 f"{origin(first)}; nothing was written")
 
 
 # ---- your own runs (--extra) ----------------------------------------------------------------------------------------
@@ -436,8 +466,8 @@ def cost_text(pieces, durations, runs):
     return text + (f" in {len(pieces)} pieces" if len(pieces) > 1 else "")
 
 
-def draw(fig_name, n_seeds, phase1, stats, extras):
-    """The figure as images/FIG.png: mean +- 1/2 std over seeds per variant, Phase I in black, the DVM step marked,
+def draw(path, fig_name, n_seeds, phase1, stats, extras):
+    """The figure as a PNG at path: mean +- 1/2 std over seeds per variant, Phase I in black, the DVM step marked,
     --extra runs dashed in orange."""
     fig, ax = plt.subplots(figsize=(6, 4))
     steps1, curves1 = phase1
@@ -463,19 +493,18 @@ def draw(fig_name, n_seeds, phase1, stats, extras):
     ax.set_title(f"{title(fig_name)} ({n_seeds})", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
-    fig.savefig(os.path.join(OUT, "images", f"{fig_name}.png"), dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    write_atomically(path, png.getvalue())
 
 
-def table(fig_name, n_seeds, unfinished, cost, phase1_rows, seeds, stats, extras):
-    """The lines of results/FIG.md."""
+def table(fig_name, summary, phase1_rows, seeds, stats, extras):
+    """The lines of results/FIG.md; summary: the line of seeds, cost and files under the title."""
     rng = np.random.default_rng(0)
     phase1_end = curve_array(phase1_rows)[1][:, -1]
     team_ends = {k: curve_array(phase1_rows, f"return_team{k}")[1][:, -1] for k in TEAMS
                  if f"return_team{k}" in phase1_rows[0]}  # push box: team A on Task I, team B on Task II
-    lines = [f"### {title(fig_name)}", "",
-             f"{n_seeds}{unfinished}, {cost}; per-seed curves in `results/{fig_name}.csv`. "
-             f"![{fig_name}](images/{fig_name}.png)", "",
+    lines = [f"### {title(fig_name)}", "", summary, "",
              f"End of Phase I: {phase1_end.mean():.2f} ± {phase1_end.std():.2f}"
              + "".join(f"; {TEAMS[k]} {x.mean():.2f} ± {x.std():.2f}" for k, x in team_ends.items()) + "."
              + (" Per seed (team A / team B): " + ", ".join(f"{s}: {a:.2f} / {b:.2f}" for s, a, b in
@@ -512,29 +541,65 @@ def table(fig_name, n_seeds, unfinished, cost, phase1_rows, seeds, stats, extras
 # ---- the figure -----------------------------------------------------------------------------------------------------
 
 
-def gather(fig_name):
-    """(command, pieces, durations, rows, seeds started, origin(seed)) of a figure: its committed curves merged with
-    its finished runs, checked; nothing written."""
-    root = os.path.join(OUT, "runs", fig_name)
-    csv_path = os.path.join(OUT, "results", f"{fig_name}.csv")
-    command, pieces, durations, rows, started, new_seeds = None, [], {}, [], 0, set()
-    if os.path.exists(csv_path):
-        command, pieces, durations, rows = read_csv(csv_path)
-    if os.path.isdir(root):
-        new_rows, new_durations, started, new_command, wall = rows_from_runs(root)
-        if command is not None and new_command != command:
-            fail(f"{root} holds runs of another command ({new_command}) than {csv_path} ({command}); move one of them "
-                 f"away to draw the other")
-        command, new_seeds = new_command, {r["seed"] for r in new_rows}
-        if new_seeds:  # the runs' seeds replace the committed ones, and so do their wall time and durations
-            rows = [r for r in rows if r["seed"] not in new_seeds] + new_rows
-            pieces = [p for p in pieces if not p[0] <= new_seeds] + [(new_seeds, wall)]
-            durations = {k: s for k, s in durations.items() if k[0] not in new_seeds} | new_durations
-        if len(new_seeds) < started:
-            print(f"{fig_name}: {len(new_seeds)} of {started} seeds have finished all of their runs; drawing those")
-    if not rows:
-        fail(f"no curves for {fig_name}: neither a finished seed in {root} nor {csv_path}")
-    return command, pieces, durations, rows, started, lambda seed: root if seed in new_seeds else csv_path
+def merge(fig_name, committed, csv_path, ran, root):
+    """The committed curves (header, rows) with those of the runs (header, rows) added, for results/FIG.csv: a seed in
+    both is taken from the runs (its curves, wall time and durations), and where its curve differs from the committed
+    one this says so in one line. A method the CSV holds and the runs do not is refused: its curves would be lost."""
+    (header, rows), (new_header, new_rows) = committed, ran
+    lost = {r["variant"] for r in rows} - {r["variant"] for r in new_rows}
+    if lost:
+        fail(f"{csv_path} holds {', '.join(method(v) for v in sorted(lost))}, which {root} has not run: merging would "
+             f"drop those curves; run them too (--variants), or move {csv_path} away to start the figure anew")
+    new_seeds = {r["seed"] for r in new_rows}
+    curves = [{}, {}]  # committed, re-run: {(seed, variant): {step: return}} of the seeds in both
+    for k, source in enumerate((rows, new_rows)):
+        for r in source:
+            if r["seed"] in new_seeds:
+                curves[k].setdefault((r["seed"], r["variant"]), {})[r["step"]] = r["return"]
+    changed = [f"seed {seed} {method(v)} " + (f"by up to {max(abs(new[t] - old[t]) for t in old):.2f}"
+                                              if old.keys() == new.keys() else "at other steps")
+               for (seed, v), old in sorted(curves[0].items()) if (new := curves[1][seed, v]) != old]
+    if changed:
+        print(f"{fig_name}: re-run curves that differ from their committed ones in {csv_path}, now replaced "
+              f"(eval/return): {'; '.join(changed)}")
+    pieces = [p for p in header["pieces"] if not p[0] <= new_seeds] + new_header["pieces"]
+    durations = {k: x for k, x in header["durations"].items() if k[0] not in new_seeds} | new_header["durations"]
+    return dict(new_header, pieces=pieces, durations=durations), \
+        [r for r in rows if r["seed"] not in new_seeds] + new_rows
+
+
+def gather(fig_name, merge_asked):
+    """(header, rows, seeds started, origin(seed), quick) of a figure, checked, nothing written. The finished seeds of
+    runs/FIG alone where results/FIG.csv is not committed yet (the first piece) or unless merge_asked (quick: a quick
+    look); else merged with the committed curves. Those alone where no seed of runs/FIG has finished."""
+    root, csv_path = os.path.join(OUT, "runs", fig_name), os.path.join(OUT, "results", f"{fig_name}.csv")
+    committed = read_csv(csv_path) if os.path.exists(csv_path) else None
+    ran = rows_from_runs(root) if os.path.isdir(root) else None
+    expected = next((script for prefix, script in SCRIPTS.items() if fig_name.startswith(prefix)), None)
+    for where, found in ((csv_path, committed), (root, ran)):
+        script = found and found[0]["command"].split(" ")[0]
+        if script and expected and script != expected:
+            fail(f"{where} holds curves of {script}, {title(fig_name)} is one of {expected}")
+    new_header, new_rows, started = ran or (None, [], 0)
+    new_seeds = {r["seed"] for r in new_rows}
+    if len(new_seeds) < started:
+        print(f"{fig_name}: {len(new_seeds)} of {started} seeds have finished all of their runs; drawing those")
+    if not new_rows:
+        if not committed:
+            fail(f"no curves for {fig_name}: neither a finished seed in {root} nor {csv_path}")
+        return *committed, 0, lambda seed: csv_path, False
+    origin = lambda seed: root if seed in new_seeds else csv_path  # noqa: E731
+    if not committed:
+        return new_header, new_rows, started, origin, False
+    header = committed[0]
+    if (new_header["command"], new_header["phase1_from"]) != (header["command"],
+                                                               header["phase1_from"] or new_header["phase1_from"]):
+        fail(f"{root} holds runs of another command or Phase I ({new_header['command']}; Phase I from "
+             f"{new_header['phase1_from']}) than {csv_path} ({header['command']}; Phase I from "
+             f"{header['phase1_from'] or '?'}); move one of them away to draw the other")
+    if not merge_asked:
+        return new_header, new_rows, started, origin, True
+    return *merge(fig_name, committed, csv_path, (new_header, new_rows), root), started, origin, False
 
 
 def main():
@@ -542,30 +607,47 @@ def main():
     parser.add_argument("fig")
     parser.add_argument("--extra", action="append", default=[], metavar="PATH[:LABEL]",
                         help="draw your own run folder(s) over the figure, with a table row")
+    parser.add_argument("--merge", action="store_true",
+                        help="merge the finished seeds of runs/FIG into results/FIG.csv where it exists; without it, "
+                             "they get a quick look of their own in runs/FIG/quick_look/")
     cli = parser.parse_args()
     fig_name = cli.fig
-    command, pieces, durations, rows, started, origin = gather(fig_name)
+    header, rows, started, origin, quick = gather(fig_name, cli.merge)
     check_curves(rows, origin)
-    extras = [read_extra(spec, command) for spec in cli.extra]  # refused, too, before anything is written
+    extras = [read_extra(spec, header["command"]) for spec in cli.extra]  # refused, too, before anything is written
 
-    csv_path = os.path.join(OUT, "results", f"{fig_name}.csv")
-    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
+    quick_look = os.path.join(OUT, "runs", fig_name, "quick_look")
+    folder, images = (quick_look, quick_look) if quick else (os.path.join(OUT, "results"), os.path.join(OUT, "images"))
+    csv_path = os.path.join(folder, f"{fig_name}.csv")
     rows.sort(key=lambda r: (r["seed"], list(NAMES).index(r["variant"]) if r["variant"] in NAMES else -1, r["step"]))
-    write_csv(csv_path, command, pieces, durations, rows)
-    _, pieces, durations, rows = read_csv(csv_path)  # what follows sees exactly what a reader of the CSV sees
+    try:  # each file whole or as it was (a full disk, a read-only folder)
+        for path in (folder, images):
+            os.makedirs(path, exist_ok=True)
+        write_csv(csv_path, header, rows)
+        header, rows = read_csv(csv_path)  # what follows sees exactly what a reader of the CSV sees
 
-    seeds = sorted({r["seed"] for r in rows})
-    n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
-    variants = [v for v in NAMES if any(r["variant"] == v for r in rows)]
-    phase1_rows = [r for r in rows if r["variant"] == "phase1"]
-    stats = {v: variant_stats([r for r in rows if r["variant"] == v]) for v in variants}
-    draw(fig_name, n_seeds, curve_array(phase1_rows), stats, extras)
-    runs = {(r["seed"], r["variant"]) for r in rows if r["variant"] != "phase1"}
-    unfinished = f" (of {started} started; the others had not finished)" if started > len(seeds) else ""
-    lines = table(fig_name, n_seeds, unfinished, cost_text(pieces, durations, runs), phase1_rows, seeds, stats, extras)
-    with open(os.path.join(OUT, "results", f"{fig_name}.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        seeds = sorted({r["seed"] for r in rows})
+        n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
+        variants = [v for v in NAMES if any(r["variant"] == v for r in rows)]
+        phase1_rows = [r for r in rows if r["variant"] == "phase1"]
+        stats = {v: variant_stats([r for r in rows if r["variant"] == v]) for v in variants}
+        draw(os.path.join(images, f"{fig_name}.png"), fig_name, n_seeds, curve_array(phase1_rows), stats, extras)
+        runs = {(r["seed"], r["variant"]) for r in rows if r["variant"] != "phase1"}
+        unfinished = f" (of {started} started; the others had not finished)" if started > len(seeds) else ""
+        cost = cost_text(header["pieces"], header["durations"], runs)
+        summary = (f"{n_seeds} ({' '.join(map(str, seeds))}; a quick look, not in `results/`){unfinished}, {cost}; "
+                   f"per-seed curves in `{fig_name}.csv`. ![{fig_name}]({fig_name}.png)" if quick else
+                   f"{n_seeds}{unfinished}, {cost}; per-seed curves in `results/{fig_name}.csv`. "
+                   f"![{fig_name}](images/{fig_name}.png)")
+        lines = table(fig_name, summary, phase1_rows, seeds, stats, extras)
+        write_atomically(os.path.join(folder, f"{fig_name}.md"), "\n".join(lines) + "\n")
+    except OSError as e:
+        fail(str(e) if e.strerror is None else f"cannot write in {folder} ({e.strerror})")
     print("\n".join(lines))
+    if quick:
+        print(f"{fig_name}: a quick look at seeds {' '.join(map(str, seeds))}, in {folder}; "
+              f"{os.path.join(OUT, 'results', fig_name + '.csv')} is left as it was: run again with MERGE=1 "
+              "(plot.py --merge) to merge them into it")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,17 @@ greedy (MADDPG) or mean-action (MA-SAC) episode per configuration with that scri
 particle_envs.record_moment records: phase1.pt gives phase1_end__*.gif, dvm.pt after_dvm__*.gif and phase2.pt
 phase2_end__*.gif (spread: Phase I and Phase II start quadrants; push box: team A on Task I and team B on Task II
 from phase1.pt, Task III with each of its targets from the others). The GIFs go into DIR, by default the folder
-videos/ beside the checkpoint; with the run's seed (the default) they show the episodes --capture-video showed.
+rendered_seedN/ beside the checkpoint (not the run's videos/, whose GIFs --capture-video made); with the run's seed
+(the default) they show the episodes --capture-video showed, byte for byte. It writes over no file: where DIR holds
+a GIF of the same name, it refuses, and writes none.
 """
 import argparse
 import dataclasses
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 
 import torch
 
@@ -40,11 +44,15 @@ def load_actor_teams(module, checkpoint, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="phase1.pt, dvm.pt or phase2.pt of a maddpg_dvm.py or masac_dvm.py run")
-    parser.add_argument("--out", help="folder of the GIFs (default: videos/ beside the checkpoint)")
+    parser.add_argument("--out", help="folder of the GIFs (default: rendered_seedN/ beside the checkpoint)")
     parser.add_argument("--seed", type=int, help="seed of the episodes' start states (default: the run's seed)")
     cli = parser.parse_args(argv)
     if not os.path.isfile(cli.checkpoint):
         sys.exit(f"error: checkpoint {cli.checkpoint!r} does not exist")
+    if cli.seed is not None and not 0 <= cli.seed < 2**32:
+        sys.exit(f"error: --seed {cli.seed}: a seed is from 0 to {2**32 - 1}")
+    if cli.out and os.path.exists(cli.out) and not os.path.isdir(cli.out):
+        sys.exit(f"error: --out {cli.out!r} is a file; give a folder for the GIFs")
     try:
         checkpoint = torch.load(cli.checkpoint, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 (truncated, not a checkpoint, or objects whose unpickling could run code)
@@ -59,11 +67,25 @@ def main(argv=None):
     fields = {f.name for f in dataclasses.fields(module.Args)}
     args = module.Args(**{k: v for k, v in checkpoint["config"].items() if k in fields})
     torch.set_num_threads(1)  # a single episode of small networks
-    out = cli.out or os.path.join(os.path.dirname(os.path.abspath(cli.checkpoint)), "videos")
     seed = args.seed if cli.seed is None else cli.seed
-    paths = module.capture_videos(load_actor_teams(module, checkpoint, args), args, "cpu", MOMENTS[found[1]], out, seed)
-    for path in paths:
-        print(f"wrote {path}")
+    out = cli.out or os.path.join(os.path.dirname(os.path.abspath(cli.checkpoint)), f"rendered_seed{seed}")
+    try:  # drawn into a folder of its own first, then moved beside any GIFs there, none of which it writes over
+        os.makedirs(out, exist_ok=True)
+        drawn = tempfile.mkdtemp(prefix=".drawing", dir=out)
+    except OSError as e:
+        sys.exit(f"error: cannot write in {out} ({e.strerror})")
+    try:
+        paths = module.capture_videos(load_actor_teams(module, checkpoint, args), args, "cpu", MOMENTS[found[1]],
+                                      drawn, seed)
+        there = [os.path.basename(p) for p in paths if os.path.exists(os.path.join(out, os.path.basename(p)))]
+        if there:
+            sys.exit(f"error: {out} holds {there[0]} already, which render_policy.py does not write over; give "
+                     "another --out, or delete it")
+        for path in paths:
+            os.replace(path, os.path.join(out, os.path.basename(path)))
+            print(f"wrote {os.path.join(out, os.path.basename(path))}")
+    finally:
+        shutil.rmtree(drawn, ignore_errors=True)
 
 
 if __name__ == "__main__":

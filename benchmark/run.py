@@ -22,10 +22,13 @@ Where the runs go (`--cluster` or `CLUSTER`):
 - debug: submitit's in-process executor, the Slurm path without Slurm (the tests use it).
 
 `SEEDS` sets the seeds: a count (`SEEDS=3`: seeds 1-3; default 10), or the seeds themselves (`SEEDS="8 9 10"`,
-`SEEDS=8-10`; one seed: `SEEDS=8-8`), which is how a figure is finished in pieces: plot.py merges the new seeds'
-curves with the ones committed in results/FIG.csv. Logs go to benchmark/runs/FIG/seedS/VARIANT/stdout.txt, the run's
-own duration to seconds.txt beside it, then the plot script (plot.py; fig8.py for Fig. 8) draws the figure.
-`BENCHMARK_OUT` moves runs/, images/ and results/.
+`SEEDS=8-10`; one seed: `SEEDS=8-8`). Logs go to benchmark/runs/FIG/seedS/VARIANT/stdout.txt, the run's own duration
+to seconds.txt beside it, then the plot script (plot.py; fig8.py for Fig. 8) draws the figure: into results/ and
+images/ where the figure has no committed results/FIG.csv yet, else as a quick look into runs/FIG/quick_look/, the
+committed files left alone. `--merge` (`MERGE=1`) merges the new seeds' curves into results/FIG.csv instead, which is
+how a figure is finished in pieces. A figure is one command (script and flags) and one Phase I (its own or
+--phase1-from's): a piece of another is refused before anything runs. `BENCHMARK_OUT` moves runs/, images/ and
+results/ (resolved to an absolute path first).
 
 An interrupted figure resumes, here or on a cluster: running the script again skips every run that finished (its
 `phase2.pt` exists; a seed whose runs all finished is not even submitted), and starts over every run that was cut
@@ -39,9 +42,12 @@ at the same time, too). A failed run is reported with the path of its log and th
 from the seeds that finished, and run.py exits non-zero. Delete runs/FIG to start over.
 """
 import argparse
+import contextlib
 import fcntl
 import glob
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -53,7 +59,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-OUT = os.environ.get("BENCHMARK_OUT", HERE)  # runs/, images/ and results/ go here (tests point it elsewhere)
+# runs/, images/ and results/ go here (tests point it elsewhere); absolute, so that run.py, the training scripts
+# (started in the repository's root) and the plot script see one folder wherever run.py was started
+OUT = os.path.abspath(os.environ.get("BENCHMARK_OUT", HERE))
 # variant name -> flags
 VARIANTS = {
     "none": ["--dvm-mode", "none"],
@@ -79,6 +87,8 @@ PER_RUN_FLAGS = ("--seed", "--run-name", "--runs-dir", "--phase1-checkpoint", "-
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
           "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
 POLL = 5  # seconds between two looks at the Slurm jobs
+# where a figure's Phase I comes from when it trains its own (not --phase1-from), as its CSV's `# phase1 from:` says
+OWN_PHASE1 = "its own runs"
 
 # SIGINT/SIGTERM: STOPPED gets the signal's number, and every training process in RUNNING is terminated; no run starts
 # after it. (Plain list and set rather than threading objects: submitit pickles job() and its globals for a Slurm job.)
@@ -106,51 +116,113 @@ def flag_name(token):
     return name[3:] if name.startswith("no-") else name
 
 
-def refuse_per_run_flags(flags, variants):
-    """Exits naming the first flag after `--` that run.py sets per run (itself, or through a variant)."""
+def refuse_flags(flags, variants):
+    """Exits naming the first flag after `--` that run.py sets per run (itself, or through a variant), a --help (the
+    script would print it and exit 0 without a run), or a Phase II of no steps (a figure compares Phase II curves)."""
     owners = {flag_name(f): "run.py sets it for every run" for f in PER_RUN_FLAGS}
     for variant in variants:
         owners.update({flag_name(f): f"the variant {variant} sets it" for f in VARIANTS[variant] if f.startswith("--")})
-    for token in flags:
+    for i, token in enumerate(flags):
+        if token in ("-h", "--help"):
+            sys.exit(f"{token} after --: the script would print its help instead of running; ask it directly: "
+                     "python SCRIPT --help")
         if token.startswith("--") and flag_name(token) in owners:
             sys.exit(f"{token.split('=')[0]} after --: {owners[flag_name(token)]}; leave it out of the flags after --")
+        if token.startswith("--") and flag_name(token) == "phase2-steps":
+            value = token.partition("=")[2] or (flags[i + 1] if i + 1 < len(flags) else "")
+            with contextlib.suppress(ValueError):  # (any other bad value is the script's to refuse)
+                if int(value) == 0:
+                    sys.exit("--phase2-steps 0 after --: a figure compares Phase II curves; give Phase II steps")
+
+
+def refuse_another_figure(out, csv_file, command, source):
+    """Exits if runs/FIG or results/FIG.csv hold curves of another figure than this invocation's: another command (the
+    script and its flags) or another Phase I (source: the --phase1-from figure, or OWN_PHASE1). Pieces of one figure
+    must share both, or its table would average seeds of two configurations. (A CSV from before plot.py wrote its
+    `# phase1 from:` line is checked for its command only.)"""
+    def read(path):
+        return open(path, errors="replace").read().strip() if os.path.exists(path) else None
+
+    ran, ran_from = read(os.path.join(out, "command.txt")), read(os.path.join(out, "phase1_from.txt")) or OWN_PHASE1
+    if ran is not None and (ran, ran_from) != (command, source):
+        sys.exit(f"{out} holds runs of another command or Phase I ({ran}; Phase I from {ran_from}); delete that folder "
+                 f"to start over with: {command}; Phase I from {source}")
+    if os.path.exists(csv_file):
+        head = {}
+        with open(csv_file, errors="replace") as f:
+            for line in f:  # the '# key: value' lines at its top
+                if not line.startswith("# "):
+                    break
+                key, _, value = line[2:].rstrip("\n").partition(": ")
+                head.setdefault(key, value)
+        if (head.get("command"), head.get("phase1 from", source)) != (command, source):
+            sys.exit(f"{csv_file} holds curves of another command or Phase I ({head.get('command')}; Phase I from "
+                     f"{head.get('phase1 from', '?')}); its seeds cannot be merged with runs of: {command}; Phase I "
+                     f"from {source}")
+
+
+def write_atomically(path, data):
+    """Writes data (text or bytes) to path through a temporary file beside it, renamed over path once whole: a write
+    that fails (a full disk, a file-size limit, a read-only folder) leaves the file that was there as it was, and
+    raises OSError with one line that says so. Every file of results run.py and the plot scripts write goes through
+    this."""
+    tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        kept = "the file there before is left as it was" if os.path.exists(path) else "nothing written"
+        raise OSError(f"cannot write {path} ({e.strerror or e}); {kept}") from None
+
+
+def read_seconds(path):
+    """The seconds in a wall_time.txt or seconds.txt; None if there is no such file. One that holds no duration (empty,
+    garbage) ends the program in one line."""
+    if not os.path.exists(path):
+        return None
+    try:
+        seconds = float(open(path, "rb").read())
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        sys.exit(f"error: {path}: not a duration in seconds; correct it, or delete it (its time is then not counted)")
+    return seconds
 
 
 def add_wall_time(wall_file, seconds):
-    """Adds seconds to the figure's wall_time.txt and returns the new total. The file is locked, read and written in
-    one step, so that invocations running at the same time (pieces of one figure in two lanes) add up instead of
-    overwriting each other's time."""
-    with open(wall_file, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.seek(0)
-        text = f.read().strip()
-        total = (float(text) if text else 0.0) + seconds
-        f.seek(0)
-        f.truncate()
-        f.write(f"{total:.1f}\n")
+    """Adds seconds to the figure's wall_time.txt and returns the new total. The figure's lock (runs/FIG/.lock) is held
+    while it is read and written, so that invocations running at the same time (pieces of one figure in two lanes) add
+    up instead of overwriting each other's time."""
+    with open(os.path.join(os.path.dirname(wall_file), ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        total = (read_seconds(wall_file) or 0.0) + seconds
+        write_atomically(wall_file, f"{total:.1f}\n")
     return total
 
 
 def parse_seeds(text):
-    """SEEDS: "10" -> seeds 1..10; "8 9 10" or "8-10" -> those seeds."""
-    try:
-        if "-" in text:
-            first, last = map(int, text.split("-"))
-            seeds = list(range(first, last + 1))
-        elif len(text.split()) == 1:
-            seeds = list(range(1, int(text) + 1))
-        else:
-            seeds = sorted({int(s) for s in text.split()})
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 1:
-        sys.exit(f"SEEDS={text!r}: give a count (10), a list (\"8 9 10\") or a range (8-10) of seeds >= 1")
+    """SEEDS: "10" -> seeds 1..10; "8 9 10" or "8-10" -> those seeds; at most 1000 seeds, each from 1 to 2**32 - 1."""
+    seeds = []
+    if re.fullmatch(r"\s*[0-9]+(-[0-9]+)?\s*", text):  # a count or a range
+        first, _, last = text.strip().rpartition("-")
+        first, last = int(first or 1), int(last)
+        seeds = list(range(first, last + 1)) if last - first < 1000 else []
+    elif re.fullmatch(r"[0-9\s]+", text):  # a list
+        seeds = sorted({int(s) for s in text.split()})
+    if not 0 < len(seeds) <= 1000 or seeds[0] < 1 or seeds[-1] >= 2**32:
+        sys.exit(f"SEEDS={text!r}: give a count (10), a list (\"8 9 10\") or a range (8-10) of at most 1000 seeds, "
+                 f"each from 1 to {2**32 - 1}")
     return seeds
 
 
 def parse_jobs(text):
     """JOBS: how many runs go side by side here, a positive integer."""
-    if not text.strip().isdigit() or int(text) < 1:
+    if not re.fullmatch(r"\s*[0-9]+\s*", text) or int(text) < 1:
         sys.exit(f"JOBS={text!r}: give the number of runs to run side by side, a positive integer")
     return int(text)
 
@@ -249,8 +321,10 @@ def job(script, out, seed, variant, flags, checkpoint=None, dvm_from=None):
             raise Interrupted
         if code != 0:
             raise RuntimeError(f"seed {seed} {variant} failed (exit {code}); see {log}")
-        with open(os.path.join(run_dir, "seconds.txt"), "w") as f:  # its own duration: a figure's cost adds these up
-            f.write(f"{time.time() - start:.1f}\n")
+        if not finished(run_dir):
+            raise RuntimeError(f"seed {seed} {variant} ended (exit 0) without its phase2.pt; see {log}")
+        # its own duration: a figure's cost adds these up
+        write_atomically(os.path.join(run_dir, "seconds.txt"), f"{time.time() - start:.1f}\n")
     return "done"
 
 
@@ -393,11 +467,17 @@ class Progress:
         self.total, self.counts = len(seeds) * len(variants), dict(done=0, skipped=0, failed=0)
         self.wall_file, self.lock = wall_file, threading.Lock()
         self.start = self.saved = time.time()  # saved: when this invocation last added its time
+        self.failure = None  # why wall_time.txt could not be written (a full disk), reported at the end
 
     def save_wall_time(self):
-        """After every run, so that an interrupted figure keeps the time it took so far."""
+        """After every run, so that an interrupted figure keeps the time it took so far. A write that fails leaves the
+        file as it was; the runs go on, and the failure is reported with theirs."""
         now = time.time()
-        wall = add_wall_time(self.wall_file, now - self.saved)
+        try:
+            wall = add_wall_time(self.wall_file, now - self.saved)
+        except OSError as e:
+            self.failure = str(e)
+            return math.nan
         self.saved = now
         return wall
 
@@ -487,7 +567,7 @@ def run_on_cluster(cli, out, seeds, first, rest, flags, phase1, dvm_from, progre
     import submitit  # only the cluster paths need it
     from submitit.slurm.slurm import _make_sbatch_string
 
-    folder = cli.log_folder or os.path.join(out, "submitit")
+    folder = os.path.abspath(cli.log_folder) if cli.log_folder else os.path.join(out, "submitit")
     params, fitted = job_request(cli, len(rest))
     with open(os.path.join(out, "sbatch.sh"), "w") as f:  # the batch script of each job, for a look before submitting
         f.write(_make_sbatch_string(command=f"{sys.executable} -u -m submitit.core._submit {folder}", folder=folder,
@@ -559,27 +639,31 @@ def main():
                         help="submitit's logs and pickles (default runs/FIG/submitit); on a shared filesystem")
     parser.add_argument("--dry-run", action="store_true",
                         help="write runs/FIG/sbatch.sh, the script a Slurm job would get, and submit nothing")
+    parser.add_argument("--merge", action="store_true", default=env("MERGE") == "1",
+                        help="merge the seeds run into the committed results/FIG.csv (env MERGE=1); without it, a "
+                             "figure that has one gets a quick look of its own in runs/FIG/quick_look/")
     # everything after "--" goes to SCRIPT untouched
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     cli, flags = parser.parse_args(argv[:split]), argv[split + 1:]
     # every check before anything is written
+    for name in filter(None, (cli.fig, cli.phase1_from)):
+        if not re.fullmatch(r"[\w.+-]+", name, re.ASCII) or name in (".", ".."):
+            sys.exit(f"{name!r}: a figure's name is one folder's name, of letters, digits and _ . + -")
+    if cli.cluster not in ("local", "slurm", "debug") or env("MERGE", "") not in ("", "0", "1"):  # (env defaults)
+        sys.exit(f"CLUSTER={cli.cluster!r}, MERGE={env('MERGE', '')!r}: CLUSTER is local, slurm or debug, MERGE 1 or 0")
     if cli.time_min < 2 or cli.cpus_per_job < 0 or cli.gpus_per_job < 0 or cli.mem_gb < 1:
         parser.error("--time-min must be at least 2 (minutes), --mem-gb at least 1, --cpus-per-job and "
                      "--gpus-per-job at least 0")
-    refuse_per_run_flags(flags, cli.variants)
+    refuse_flags(flags, cli.variants)
     seeds = parse_seeds(env("SEEDS", "10"))
     jobs = parse_jobs(env("JOBS", str(os.cpu_count()))) if cli.cluster == "local" else None
     out = os.path.join(OUT, "runs", cli.fig)
-    # runs of one figure must share their flags, or a resumed figure would mix two configurations
     command, command_file = " ".join([cli.script, *flags]), os.path.join(out, "command.txt")
-    if os.path.exists(command_file) and open(command_file).read().strip() != command:
-        sys.exit(f"{out} holds runs of another command ({open(command_file).read().strip()}); "
-                 f"delete that folder to start over with: {command}")
     csv_file = os.path.join(OUT, "results", f"{cli.fig}.csv")  # curves committed earlier: pieces must match them
-    if os.path.exists(csv_file) and open(csv_file).readline().strip() != f"# command: {command}":
-        sys.exit(f"{csv_file} holds curves of another command ({open(csv_file).readline().strip()}); "
-                 f"its seeds cannot be merged with runs of: {command}")
+    refuse_another_figure(out, csv_file, command, cli.phase1_from or OWN_PHASE1)
+    wall_file = os.path.join(out, "wall_time.txt")
+    read_seconds(wall_file)  # (a garbage one is refused now, not after the runs)
     if cli.phase1_from:  # every variant branches from another figure's Phase I (only its trainer has a phase1.pt)
         first, rest = None, cli.variants
         phase1 = {s: glob.glob(os.path.join(OUT, "runs", cli.phase1_from, f"seed{s}", "*", "phase1.pt")) for s in seeds}
@@ -591,17 +675,22 @@ def main():
     else:  # the first variant trains Phase I, the others branch from it
         first, rest = cli.variants[0], cli.variants[1:]
         phase1 = {s: os.path.join(out, f"seed{s}", first, "phase1.pt") for s in seeds}
-    os.makedirs(out, exist_ok=True)
-    with open(command_file, "w") as f:
-        f.write(command + "\n")
-    if cli.phase1_from:
-        with open(os.path.join(out, "phase1_from.txt"), "w") as f:  # plot.py draws Phase I from there
-            f.write(cli.phase1_from + "\n")
+    made, parent = None, out  # made: the first folder of out's path that this invocation makes
+    while not os.path.exists(parent):
+        made, parent = parent, os.path.dirname(parent)
+    try:  # the figure's identity, written once (plot.py draws Phase I from phase1_from.txt's figure)
+        os.makedirs(out, exist_ok=True)
+        for path, text in ((command_file, command), (os.path.join(out, "phase1_from.txt"), cli.phase1_from)):
+            if text and not os.path.exists(path):
+                write_atomically(path, text + "\n")
+    except OSError as e:  # a read-only or full disk: one line, and no folder left behind
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+        sys.exit(f"{cli.fig}: {e if e.strerror is None else f'cannot write in {out} ({e.strerror})'}")
     dvm_from = os.path.join(OUT, "runs", cli.phase1_from) if cli.phase1_from and not cli.dvm_again else None
     if cli.gpus_per_job and cli.cluster != "local":
         flags = [*flags, "--cuda"]
 
-    wall_file = os.path.join(out, "wall_time.txt")
     earlier = os.path.exists(wall_file)  # the figure was run before (or is running in another lane)
     progress, jobs_left = Progress(seeds, cli.variants, wall_file), set()
     signal.signal(signal.SIGINT, stop_runs)
@@ -623,15 +712,19 @@ def main():
                   file=sys.stderr)
         sys.exit(128 + STOPPED[0])  # the shell's code of a process ended by that signal
     wall = progress.save_wall_time()
-    print(f"{cli.fig}: wall time {wall / 60:.1f} min" + (" (all invocations)" if earlier else ""))
+    if progress.failure:
+        failures.append(progress.failure)
+    else:
+        print(f"{cli.fig}: wall time {wall / 60:.1f} min" + (" (all invocations)" if earlier else ""))
     complete = [s for s in seeds if all(finished(os.path.join(out, f"seed{s}", v)) for v in cli.variants)]
+    drawn = "no seed finished all its runs: nothing drawn"
     if complete:
-        plot = subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig])
-        if plot.returncode != 0 and not failures:  # (its refusal, one line, is above)
-            sys.exit(f"{cli.fig}: {cli.plot} drew nothing (exit {plot.returncode}); see its error above")
+        plot = subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig, *["--merge"] * cli.merge])
+        drawn = (f"the figure shows the {len(complete)} seed(s) whose runs all finished" if plot.returncode == 0 else
+                 f"{cli.plot} drew nothing (exit {plot.returncode}); see its error above")  # (its one line)
+        if plot.returncode != 0 and not failures:
+            sys.exit(f"{cli.fig}: {drawn}")
     if failures:
-        drawn = (f"the figure shows the {len(complete)} seed(s) whose runs all finished" if complete
-                 else "no seed finished all its runs: nothing drawn")
         sys.exit(f"{cli.fig}: {len(failures)} failure(s); {drawn}; run the script again to retry:\n  "
                  + "\n  ".join(failures))
 

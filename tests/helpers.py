@@ -1,6 +1,8 @@
 """What the tests of maddpg_dvm.py and masac_dvm.py share: tiny subprocess runs and checkpoint comparisons."""
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 
@@ -86,3 +88,32 @@ def all_equal(state_dicts):
 def per_agent(team_state, key, n):
     """Split a ModuleList state dict into one state dict per agent."""
     return [{k.split(".", 1)[1]: v for k, v in team_state[key].items() if k.startswith(f"{i}.")} for i in range(n)]
+
+
+def file_size_limit(nbytes):
+    """A preexec_fn: no file of the process may grow beyond nbytes (RLIMIT_FSIZE), as on a full disk; a write past it
+    fails with EFBIG (File too large), SIGXFSZ being ignored."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+    return apply
+
+
+def files(folder):
+    """{path: bytes} of every file under folder (its whole state)."""
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def script(name, out, *args, limit=None):
+    """Run benchmark/NAME with runs/, images/ and results/ under out; limit: the file-size limit of the process."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", name), *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=dict(os.environ, BENCHMARK_OUT=str(out)), timeout=300,
+                          preexec_fn=None if limit is None else file_size_limit(limit))
+
+
+def refused(proc, *words):
+    """A refusal of the benchmark's scripts: non-zero exit, one line `error: ...` holding every word, no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), proc.stdout + proc.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])

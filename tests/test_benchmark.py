@@ -2,12 +2,13 @@
 pipeline end to end among them, are in test_run.py.)"""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import torch
 
-from helpers import ROOT, run_script
+from helpers import ROOT, files, run_script
 
 
 def test_push_box_exploration_diagnostic(tmp_path):
@@ -47,3 +48,30 @@ def test_render_policy_refuses_what_it_cannot_draw(tmp_path):
                           (tmp_path / "missing" / "dvm.pt", "does not exist")):
         proc = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_render_policy_writes_over_no_file_and_refuses_a_bad_out_or_seed(spread_runs, tmp_path):
+    script = os.path.join(ROOT, "benchmark", "render_policy.py")
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(spread_runs("maddpg_dvm.py") / "full" / "phase2.pt", run)  # (seed 3, with its --capture-video GIFs)
+    shutil.copytree(spread_runs("maddpg_dvm.py") / "full" / "videos", run / "videos")
+
+    def render(*args):
+        return subprocess.run([sys.executable, script, str(run / "phase2.pt"), *map(str, args)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=300)
+
+    videos = files(run / "videos")
+    # by default beside the run's videos/, not into it: the same GIFs, byte for byte
+    proc = render()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rendered = {p.name: b for p, b in files(run / "rendered_seed3").items()}
+    assert rendered == {p.name: b for p, b in videos.items() if p.name.startswith("phase2_end__")}
+    # another seed into the run's videos/ (whose GIFs have those names) is refused, writing nothing
+    before = files(run)
+    for args, words in ((["--seed", 7, "--out", run / "videos"], f"{run / 'videos'} holds phase2_end__"),
+                        (["--out", run / "phase2.pt"], "--out"), (["--seed", -1], "--seed -1")):
+        proc = render(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode != 0 and len(lines) == 1 and words in lines[0], proc.stderr
+    assert files(run) == before

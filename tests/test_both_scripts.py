@@ -85,18 +85,20 @@ def test_push_box_videos_show_every_target_and_render_policy_redraws_them(script
         assert len(frames) == 26
         for k, (x, y) in enumerate(pe.BOX_TARGETS):
             assert (pixel_of(frames[0], x, y, pe.VIDEO_HEADER) < 80).all() == (k == target), (name, k)
-    # the same GIFs from the checkpoints, byte for byte: into --out, or by default into videos/ beside the checkpoint
+    # the same GIFs from the checkpoints, byte for byte: into --out, or by default into rendered_seedN/ beside the
+    # checkpoint (not the run's videos/)
     (tmp_path / "copy").mkdir()
     shutil.copy(tmp_path / "box" / "dvm.pt", tmp_path / "copy" / "dvm.pt")
-    for checkpoint, out in ((tmp_path / "box" / "phase1.pt", ["--out", str(tmp_path / "copy" / "videos")]),
+    rendered = tmp_path / "copy" / "rendered_seed1"
+    for checkpoint, out in ((tmp_path / "box" / "phase1.pt", ["--out", str(rendered)]),
                             (tmp_path / "copy" / "dvm.pt", []),
-                            (tmp_path / "box" / "phase2.pt", ["--out", str(tmp_path / "copy" / "videos")])):
+                            (tmp_path / "box" / "phase2.pt", ["--out", str(rendered)])):
         proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "render_policy.py"), str(checkpoint),
                                *out], capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert {p.name for p in (tmp_path / "copy" / "videos").iterdir()} == names
+    assert {p.name for p in rendered.iterdir()} == names
     for name in names:
-        assert (tmp_path / "copy" / "videos" / name).read_bytes() == (videos / name).read_bytes(), name
+        assert (rendered / name).read_bytes() == (videos / name).read_bytes(), name
 
 
 class Writer:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, RUN_TINY
+from helpers import ROOT, RUN_TINY, file_size_limit, files, refused, script
 
 PLOT = os.path.join(ROOT, "benchmark", "plot.py")
 HEADER = "seed,variant,step,phase,return,return_team0,return_team1,return_target0,return_target1,return_target2"
@@ -22,20 +22,6 @@ PHASE2 = [(step, -6.0) for step in range(2000, 13000, 1000)]
 # the figure the --extra runs are checked against: a maddpg_dvm.py command with flags
 COMMAND = "maddpg_dvm.py --phase1-steps 2000 --phase2-steps 11000 --hidden-dim 16 --learning-rate 1e-3 --threads 1"
 SETTINGS = dict(phase1_steps=2000, phase2_steps=11000, hidden_dim=16, learning_rate=1e-3)
-
-
-def script(name, out, *args):
-    """Run benchmark/NAME with runs/, images/ and results/ under out."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", name), *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=dict(os.environ, BENCHMARK_OUT=str(out)), timeout=300)
-
-
-def refused(proc, *words):
-    """A refusal: non-zero exit, one line `error: ...` holding every word, no traceback."""
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), proc.stdout + proc.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def hand_csv(out, fig="hand", command="maddpg_dvm.py --made-by-hand", rows=None, head=None):
@@ -144,7 +130,12 @@ def test_fig8_reads_checkpoints_safely_and_refuses_the_wrong_kind_in_one_line(tm
     seed = fig8_runs(tmp_path)
     proc = script("fig8.py", tmp_path, "f8")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "images" / "f8.png").stat().st_size > 0
+    drawn = (tmp_path / "images" / "f8.png").read_bytes()
+    # drawn again where images/ has its picture: a quick look of its own, the picture left alone
+    proc = script("fig8.py", tmp_path, "f8")
+    assert proc.returncode == 0 and "images/ is left as it was" in proc.stdout, proc.stdout + proc.stderr
+    assert (tmp_path / "runs" / "f8" / "quick_look" / "f8.png").read_bytes() == drawn
+    assert (tmp_path / "images" / "f8.png").read_bytes() == drawn
     (tmp_path / "images" / "f8.png").unlink()
 
     genuine = seed / "none" / "phase1.pt"
@@ -341,7 +332,7 @@ def test_each_runs_duration_goes_into_the_csv_and_the_cost_in_core_minutes(tmp_p
 
     # a piece with seed 3 (and seed 2 again, which replaces the committed one's curves and durations)
     fake_runs(tmp_path, "cost", (2, 3), ("none", "dvm"), seconds=lambda seed, v: 30.0)
-    proc = script("plot.py", tmp_path, "cost")
+    proc = script("plot.py", tmp_path, "cost", "--merge")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     curves = (tmp_path / "results" / "cost.csv").read_text()
     assert curves.count("# run: ") == 6 and "# run: seed 2, variant none, 30.0 s" in curves
@@ -350,7 +341,7 @@ def test_each_runs_duration_goes_into_the_csv_and_the_cost_in_core_minutes(tmp_p
     # a piece whose runs kept no duration: the cost cannot be summed, the wall time stands in, labelled
     shutil.rmtree(tmp_path / "runs" / "cost")
     fake_runs(tmp_path, "cost", (4,), ("none", "dvm"), seconds=lambda seed, v: None if v == "dvm" else 60.0)
-    proc = script("plot.py", tmp_path, "cost")
+    proc = script("plot.py", tmp_path, "cost", "--merge")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 seeds, wall time 30 min in 3 pieces;" in (tmp_path / "results" / "cost.md").read_text()
 
@@ -364,6 +355,89 @@ def test_a_diverged_or_doubled_run_of_the_figure_is_refused_before_anything_is_w
     write_events(root / "seed2" / "dvm", (), PHASE2)  # a second run wrote into the folder
     refused(script("plot.py", tmp_path, "div"), f"{root / 'seed2' / 'dvm'} holds 2 TensorBoard event files")
     nothing_written(tmp_path, "div")
+
+
+def test_a_quick_look_leaves_the_committed_results_alone_and_merge_says_which_rerun_differs(tmp_path):
+    # the first piece of a figure goes into results/ directly
+    fake_runs(tmp_path, "ql", (1, 2), ("none", "dvm"))
+    assert script("plot.py", tmp_path, "ql").returncode == 0
+    assert "2 seeds" in (tmp_path / "results" / "ql.md").read_text()
+    shutil.rmtree(tmp_path / "runs")
+    committed = files(tmp_path)
+    # a quick look at seeds 2 (run again, with another curve) and 3: its own folder, its seeds named
+    quick = fake_runs(tmp_path, "ql", (2, 3), ("none", "dvm"), dvm_return=-5.0) / "quick_look"
+    proc = script("plot.py", tmp_path, "ql")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p: b for p, b in files(tmp_path).items() if p in committed} == committed
+    assert sorted(p.name for p in quick.iterdir()) == ["ql.csv", "ql.md", "ql.png"]
+    assert "2 seeds (2 3; a quick look, not in `results/`)" in (quick / "ql.md").read_text()
+    assert proc.stdout.splitlines()[-1] == (f"ql: a quick look at seeds 2 3, in {quick}; {tmp_path}/results/ql.csv is "
+                                            "left as it was: run again with MERGE=1 (plot.py --merge) to merge them "
+                                            "into it")
+    assert "differ" not in proc.stdout
+    # merged on request: seed 2's re-run replaces its committed curves, and says by how much they differ
+    proc = script("plot.py", tmp_path, "ql", "--merge")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"ql: re-run curves that differ from their committed ones in {tmp_path}/results/ql.csv, now replaced " \
+           "(eval/return): seed 2 DVM (dvm) by up to 1.00\n" in proc.stdout
+    assert "3 seeds, wall time 20 min in 2 pieces;" in (tmp_path / "results" / "ql.md").read_text()
+
+
+def test_merging_never_drops_the_committed_curves_of_a_method_not_run_again(tmp_path):
+    fake_runs(tmp_path, "drop", (1, 2), ("none", "dvm"))
+    assert script("plot.py", tmp_path, "drop").returncode == 0
+    shutil.rmtree(tmp_path / "runs" / "drop")  # (the README's way to start a figure over) and fewer variants
+    fake_runs(tmp_path, "drop", (1, 2), ("dvm",))
+    committed = files(tmp_path / "results")
+    refused(script("plot.py", tmp_path, "drop", "--merge"), "results/drop.csv holds No DVM (none), which",
+            "has not run: merging would drop those curves")
+    assert files(tmp_path / "results") == committed
+
+
+def test_a_failed_write_leaves_the_committed_csv_whole_and_says_so_in_one_line(tmp_path):
+    # a full disk, as a file-size limit below the CSV's size: redrawn from the committed curves, the CSV was written over
+    # in place and left cut mid-row (the next plot refused it)
+    path = hand_csv(tmp_path)
+    before = files(tmp_path)
+    refused(script("plot.py", tmp_path, "hand", limit=path.stat().st_size // 2),
+            f"cannot write {path} (File too large); the file there before is left as it was")
+    assert files(tmp_path) == before  # (no temporary file left either)
+
+
+def test_duplicate_evaluations_a_phase2_of_one_evaluation_and_a_csv_of_another_script_are_refused(tmp_path):
+    path = hand_csv(tmp_path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + ["1,dvm,8000,2,-7,,,,,", "2,dvm,8000,2,-7,,,,,"]) + "\n")  # a second step 8000
+    refused(script("plot.py", tmp_path, "hand"), "seed 1, DVM (dvm): two evaluations at step 8000", str(path))
+    nothing_written(tmp_path, "hand", path.read_text())
+    path.write_text("\n".join(line for line in lines if ",2," not in line or ",2000,2," in line) + "\n")
+    refused(script("plot.py", tmp_path, "hand"), "No DVM (none): 1 Phase II evaluation, the table needs two")
+    nothing_written(tmp_path, "hand", path.read_text())
+    # a maddpg_dvm.py CSV copied to the name of a MA-SAC figure
+    path = hand_csv(tmp_path, fig="fig5a", command="maddpg_dvm.py --n-agents 2")
+    refused(script("plot.py", tmp_path, "fig5a"), f"{path} holds curves of maddpg_dvm.py, Fig. 5a: MA-SAC, spread, 2 "
+            "agents is one of masac_dvm.py")
+    nothing_written(tmp_path, "fig5a", path.read_text())
+
+
+def test_broken_run_folders_are_refused_in_one_line_before_anything_is_written(tmp_path):
+    root = fake_runs(tmp_path, "brk", (1,), ("none", "dvm"))
+    (root / "seed1.bak").mkdir()  # a copy left beside the seeds is no seed
+    proc = script("plot.py", tmp_path, "brk")
+    assert proc.returncode == 0 and "1 seed, " in (tmp_path / "results" / "brk.md").read_text(), proc.stderr
+    for folder in ("results", "images"):
+        shutil.rmtree(tmp_path / folder)
+    (root / "wall_time.txt").write_text("")  # (an older run.py on a full disk left it empty)
+    refused(script("plot.py", tmp_path, "brk"), f"{root / 'wall_time.txt'}: not a duration in seconds")
+    (root / "wall_time.txt").write_text("600.0\n")
+    (root / "command.txt").unlink()
+    refused(script("plot.py", tmp_path, "brk"), f"{root} has no command.txt")
+    # a figure whose Phase I came from another figure (--phase1-from), that figure deleted since
+    branch = fake_runs(tmp_path, "brn", (1,), ("dvm",))
+    (branch / "seed1" / "dvm" / "phase1.pt").unlink()
+    (branch / "phase1_from.txt").write_text("gone\n")
+    refused(script("plot.py", tmp_path, "brn"), f"{tmp_path / 'runs' / 'gone'}/seed1 holds 0 Phase I runs")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "images").exists()
 
 
 def test_the_ablation_variants_are_drawn(tmp_path):
@@ -485,3 +559,20 @@ def test_run_py_passes_on_a_refusal_of_the_plot_in_one_line(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.splitlines()[-1] == "div: plot.py drew nothing (exit 1); see its error above", proc.stderr
     nothing_written(tmp_path, "div")
+
+
+def test_run_py_on_a_full_disk_leaves_its_files_whole_and_says_so(tmp_path):
+    # every run finished before (nothing trains); wall_time.txt cannot be written again, nor can the plot's CSV: each
+    # is left as it was (it was left empty, and plot.py then failed on it), and each says so
+    root = fake_runs(tmp_path, "disk", (1,), ("none", "dvm"), command="maddpg_dvm.py --hidden-dim 16")
+    before = files(tmp_path)
+    cmd = [sys.executable, os.path.join(ROOT, "benchmark", "run.py"), "disk", "maddpg_dvm.py", "--variants", "none",
+           "dvm", "--", "--hidden-dim", "16"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, preexec_fn=file_size_limit(3),
+                          env=dict(os.environ, BENCHMARK_OUT=str(tmp_path), SEEDS="1", JOBS="1"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: cannot write {tmp_path / 'results' / 'disk.csv'} (File too large); nothing written\n" in proc.stderr
+    assert proc.stderr.endswith(f"plot.py drew nothing (exit 1); see its error above; run the script again to retry:\n"
+                                f"  cannot write {root / 'wall_time.txt'} (File too large); the file there before is "
+                                "left as it was\n"), proc.stderr
+    assert {p: b for p, b in files(tmp_path).items() if p.name != ".lock"} == before

@@ -12,15 +12,24 @@ import time
 
 import pytest
 
-from helpers import ROOT, RUN_TINY
+from helpers import ROOT, RUN_TINY, file_size_limit, files
 
 RUN_PY = [sys.executable, os.path.join(ROOT, "benchmark", "run.py")]
 
 
-def run_py(tmp_path, *args, timeout=600, **env):
+def run_py(tmp_path, *args, timeout=600, cwd=ROOT, preexec_fn=None, **env):
     """run.py with runs/, images/ and results/ under tmp_path; env: SEEDS, JOBS, CLUSTER, ..."""
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), **env)
-    return subprocess.run([*RUN_PY, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    return subprocess.run([*RUN_PY, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+                          preexec_fn=preexec_fn)
+
+
+def one_line(proc, *words):
+    """A refusal: non-zero exit, one line on stderr holding every word, no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, proc.stdout + proc.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
 
 
 class Started:
@@ -155,7 +164,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
 
     # without runs/, the committed curves alone redraw the figure with the same numbers
     plot = [sys.executable, os.path.join(ROOT, "benchmark", "plot.py"), "tiny"]
-    subprocess.run(plot, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=True)
+    subprocess.run([*plot, "--merge"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=True)
     from_runs = (tmp_path / "results" / "tiny.md").read_text()
     (tmp_path / "runs" / "tiny").rename(tmp_path / "mine")
     (tmp_path / "images" / "tiny.png").unlink()
@@ -164,20 +173,21 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
     assert (tmp_path / "results" / "tiny.md").read_text() == from_runs
     assert (tmp_path / "images" / "tiny.png").stat().st_size > 0
 
-    # a figure finished in pieces: seed 3 elsewhere is merged with the committed seeds 1 and 2; a piece run with other
-    # flags is refused before it trains
+    # a figure finished in pieces: seed 3 elsewhere is merged (MERGE=1) with the committed seeds 1 and 2; a piece run
+    # with other flags is refused before it trains
     proc = subprocess.run([*cmd, "--horizon", "10"], capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"))
     assert proc.returncode != 0 and "cannot be merged" in proc.stderr
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3"), timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(env, SEEDS="3-3", MERGE="1"),
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "seed 1" not in proc.stdout and "seed 3 dvm: done" in proc.stdout
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "3 seeds" in table and "in 2 pieces" in table
     assert (tmp_path / "results" / "tiny.csv").read_text().count("# piece: ") == 2
 
-    # your own runs drawn over ours
-    proc = subprocess.run([*plot, "--extra", f"{tmp_path / 'mine' / 'seed1'}:my runs"], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
+    # your own runs drawn over ours (over the merged figure: beside runs/tiny, the figure is a quick look otherwise)
+    proc = subprocess.run([*plot, "--merge", "--extra", f"{tmp_path / 'mine' / 'seed1'}:my runs"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "| my runs (--extra, 2 runs) |" in (tmp_path / "results" / "tiny.md").read_text()
 
@@ -290,6 +300,100 @@ def test_two_invocations_of_one_run_never_run_it_side_by_side(tmp_path):
     assert re.search(r"seed 1 none: running in another invocation \(pid \d+ on .*\); waiting for it", second.stdout)
     assert "seed 1 none: skipped" in second.stdout
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1 and (run_dir / "phase2.pt").exists()
+
+
+def test_bad_input_is_one_line_before_anything_is_written(tmp_path):
+    tiny = ("--", *RUN_TINY)  # (were one not refused, it would train tiny runs, not the paper's)
+    cases = [(("x",), dict(SEEDS="99999999999999999999"), "SEEDS='99999999999999999999': give a count"),
+             (("x",), dict(SEEDS="1 -3"), "SEEDS='1 -3': give a count"),  # (was seeds 1 2 3)
+             (("x",), dict(JOBS="²"), "JOBS='²': give the number of runs"),
+             (("x",), dict(CLUSTER="bogus"), "CLUSTER='bogus'"),  # (went the Slurm way)
+             (("x",), dict(MERGE="yes"), "MERGE='yes'"),
+             (("x", "maddpg_dvm.py", *tiny, "--help"), {}, "--help after --: the script would print its help"),
+             (("x", "maddpg_dvm.py", *tiny, "--phase2-steps=0"), {}, "--phase2-steps 0 after --"),
+             (("a/b",), {}, "'a/b': a figure's name is one folder's name"),
+             (("x", "maddpg_dvm.py", "--phase1-from", ".."), {}, "'..': a figure's name")]
+    for args, env, words in cases:
+        if len(args) == 1:
+            args = (*args, "maddpg_dvm.py", *tiny)
+        one_line(run_py(tmp_path, *args, timeout=120, **env), words)
+        assert not any(tmp_path.iterdir()), args
+    # a runs folder that run.py cannot trust or write: a garbage wall time, a full disk, a file in the way (a read-only
+    # BENCHMARK_OUT alike, below)
+    out = tmp_path / "runs" / "x"
+    out.mkdir(parents=True)
+    (out / "command.txt").write_text(" ".join(["maddpg_dvm.py", *RUN_TINY]) + "\n")
+    (out / "wall_time.txt").write_text("12 minutes\n")
+    before = files(tmp_path)
+    one_line(run_py(tmp_path, "x", "maddpg_dvm.py", *tiny), f"{out / 'wall_time.txt'}: not a duration in seconds")
+    assert files(tmp_path) == before
+    shutil.rmtree(tmp_path / "runs")
+    one_line(run_py(tmp_path, "x", "maddpg_dvm.py", *tiny, preexec_fn=file_size_limit(0)),
+             f"x: cannot write {out / 'command.txt'} (File too large); nothing written")
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "runs").write_text("in the way")
+    one_line(run_py(tmp_path, "x", "maddpg_dvm.py", *tiny), f"x: cannot write in {out} (Not a directory)")
+    assert files(tmp_path) == {tmp_path / "runs": b"in the way"}
+
+
+def test_a_read_only_benchmark_out_is_one_line(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder (the same refusal, a folder run.py cannot make, is tested "
+                    "with a file in its way)")
+    tmp_path.chmod(0o555)
+    try:
+        one_line(run_py(tmp_path, "x", "maddpg_dvm.py", "--", *RUN_TINY), "x: cannot write in", "Permission denied")
+    finally:
+        tmp_path.chmod(0o755)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_second_invocation_from_another_phase1_is_refused_before_anything_runs(tmp_path):
+    # runs/br branched from figure a's Phase I (command.txt and phase1_from.txt, as run.py leaves them)
+    out = tmp_path / "runs" / "br"
+    (out / "seed1").mkdir(parents=True)
+    (out / "command.txt").write_text(" ".join(["maddpg_dvm.py", *RUN_TINY]) + "\n")
+    (out / "phase1_from.txt").write_text("a\n")
+    before = files(tmp_path)
+    for source in (["--phase1-from", "b"], []):  # another figure's Phase I, or its own
+        proc = run_py(tmp_path, "br", "maddpg_dvm.py", *source, "--", *RUN_TINY, SEEDS="2")
+        one_line(proc, f"{out} holds runs of another command or Phase I", "Phase I from a); delete that folder",
+                 f"Phase I from {source[1] if source else 'its own runs'}")
+        assert files(tmp_path) == before
+    # its committed curves name their Phase I: after runs/br is deleted, a piece from another one is refused as well
+    shutil.rmtree(out)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "br.csv").write_text(f"# command: {' '.join(['maddpg_dvm.py', *RUN_TINY])}\n# phase1 from: a\nseed\n")
+    before = files(tmp_path)
+    proc = run_py(tmp_path, "br", "maddpg_dvm.py", "--phase1-from", "b", "--", *RUN_TINY, SEEDS="2")
+    one_line(proc, f"{results / 'br.csv'} holds curves of another command or Phase I", "cannot be merged")
+    assert files(tmp_path) == before
+
+
+def test_a_relative_benchmark_out_from_outside_the_root_then_a_quick_look_then_a_merge(tmp_path):
+    # run.py started elsewhere than the repository's root, BENCHMARK_OUT relative to where it was started: one folder
+    # for the runs, their logs and the figure (the training scripts run in the root)
+    args = ("rel", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY)
+    proc = run_py("out", *args, cwd=tmp_path, SEEDS="1", JOBS="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "out"
+    assert (out / "runs" / "rel" / "seed1" / "none" / "phase2.pt").exists() and not os.path.exists(
+        os.path.join(ROOT, "out"))
+    assert "1 seed, " in (out / "results" / "rel.md").read_text()  # the first piece: into results/
+    committed = files(out / "results") | files(out / "images")
+    # another seed: a quick look of its own, results/ and images/ left alone
+    proc = run_py(str(out), *args, SEEDS="2-2", JOBS="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert files(out / "results") | files(out / "images") == committed
+    quick = out / "runs" / "rel" / "quick_look"
+    assert f"rel: a quick look at seeds 1 2, in {quick}" in proc.stdout
+    assert "2 seeds (1 2; a quick look, not in `results/`)" in (quick / "rel.md").read_text()
+    # merged on request, nothing trained again: seed 1, run once, is its committed self
+    proc = run_py(str(out), *args, SEEDS="1-2", JOBS="1", MERGE="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 done, 2 skipped" in proc.stdout and "differ" not in proc.stdout
+    assert "2 seeds, " in (out / "results" / "rel.md").read_text()
 
 
 def test_a_run_waited_for_that_ends_unfinished_is_a_failure(tmp_path):

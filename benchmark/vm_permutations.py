@@ -112,7 +112,7 @@ def read_steps():
         root, csv_path = os.path.join(OUT, "runs", f"vm_permutations_{part}"), part_csv(part)
         if os.path.exists(os.path.join(root, "command.txt")) and os.path.exists(csv_path):
             # as plot.py refuses to merge them into the curves, so here into the steps: nothing is written
-            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]
+            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]["command"]
             if ran != command:
                 plot.fail(f"{root} holds runs of another command ({ran}) than {csv_path} ({command})")
         for done in sorted(glob.glob(os.path.join(root, "seed*", "*", "phase2.pt"))):
@@ -152,7 +152,7 @@ def part_stats(part, steps):
     variants = PARTS[part][2]
     if not os.path.exists(part_csv(part)):
         return None
-    rows = plot.read_csv(part_csv(part))[3]
+    rows = plot.read_csv(part_csv(part))[1]
     seeds = sorted(s for s in {r["seed"] for r in rows}
                    if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
                           for v in variants))

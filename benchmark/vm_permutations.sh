@@ -9,7 +9,8 @@
 #   fig4b_lr1e-3: 3 agents (6 permutations; Phase I as Fig. 4b's): K = 1, 2.
 # Then benchmark/vm_permutations.py measures the exact Eq. (6) loss of every run's matched critic on held-out
 # transitions and writes results/vm_permutations.md and images/vm_permutations.png. PARTS picks the parts (default
-# both), SEEDS the seeds (as for the figures).
+# both), SEEDS the seeds (as for the figures; where results/ has a part's curves, MERGE=1 merges new seeds into them,
+# without it they are a quick look in runs/; the DVM steps' scores are merged into vm_permutations_steps.csv either way).
 #   PARTS=fig4b_lr1e-3 SEEDS=3 bash benchmark/vm_permutations.sh      # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."

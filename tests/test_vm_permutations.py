@@ -18,7 +18,7 @@ def test_vm_permutations_part_runs_every_k_and_scores_it_on_held_out_transitions
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), JOBS="2", PARTS="fig4b_lr1e-3")
     for seeds in ("1", "2"):  # in two pieces; after the first, one seed: a table without intervals
         proc = subprocess.run(["bash", "benchmark/vm_permutations.sh", *RUN_TINY], cwd=ROOT, capture_output=True,
-                              env=dict(env, SEEDS=seeds), text=True, timeout=600)
+                              env=dict(env, SEEDS=seeds, MERGE="1"), text=True, timeout=600)  # pieces merge
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         if seeds == "1":
             table = (tmp_path / "results" / "vm_permutations.md").read_text()

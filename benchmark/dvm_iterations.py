@@ -162,17 +162,23 @@ def part_stats(part, steps, merge):
     if not rows:
         return None
     plot.check_curves(rows, lambda seed: source)
+    return stats_over_seeds(part, rows, steps, ITERATIONS, ("seconds", "kl_loss", "vm_loss"))
+
+
+def stats_over_seeds(part, rows, steps, variants, keys):
+    """(seeds, {variant: Phase II numbers and the DVM step's `keys`}) over the seeds of the curves `rows` that have
+    every variant and its DVM step in `steps`, or None; vm_permutations.py's table takes its numbers from here too."""
     seeds = sorted(s for s in {r["seed"] for r in rows}
                    if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
-                          for v in ITERATIONS))
+                          for v in variants))
     if not seeds:
         return None
     stats = {}
-    for variant in ITERATIONS:
+    for variant in variants:
         mine = sorted((r for r in rows if r["variant"] == variant and r["seed"] in seeds),
                       key=lambda r: (r["seed"], r["step"]))
         stats[variant] = plot.variant_stats(mine)
-        for key in ("seconds", "kl_loss", "vm_loss"):
+        for key in keys:
             stats[variant][key] = np.array([steps[part, s, variant][key] for s in seeds])
     return seeds, stats
 

@@ -153,19 +153,7 @@ def part_stats(part, steps):
     if not os.path.exists(part_csv(part)):
         return None
     rows = plot.read_csv(part_csv(part))[1]
-    seeds = sorted(s for s in {r["seed"] for r in rows}
-                   if all((part, s, v) in steps and any(r["seed"] == s and r["variant"] == v for r in rows)
-                          for v in variants))
-    if not seeds:
-        return None
-    stats = {}
-    for variant in variants:
-        mine = sorted((r for r in rows if r["variant"] == variant and r["seed"] in seeds),
-                      key=lambda r: (r["seed"], r["step"]))
-        stats[variant] = plot.variant_stats(mine)
-        for key in ("seconds", "vm_loss", "vm_loss_exact"):
-            stats[variant][key] = np.array([steps[part, s, variant][key] for s in seeds])
-    return seeds, stats
+    return dvm_iterations.stats_over_seeds(part, rows, steps, variants, ("seconds", "vm_loss", "vm_loss_exact"))
 
 
 def setting(k, iterations, n_perms):

@@ -47,7 +47,7 @@ class Args:
     domain: Literal["spread", "push_box"] = "spread"
     """the particle world: spread (Figs. 4, 8) or push_box (Figs. 6, 7)"""
     n_agents: int = 2
-    """number of agents (spread: 2, 3 or 4; push_box: 2)"""
+    """number of agents (spread: 2, 3 or 4 as in the paper, up to 8 beyond it; push_box: 2)"""
     box_rule: Literal["heavy", "both"] = "heavy"
     """push_box only: heavy = a heavy movable box (one agent moves it slowly, two faster; the figures' rule);
     both = the paper's literal rule, the box moves only when both agents touch it (MADDPG learns nothing)"""
@@ -539,7 +539,7 @@ def check_memory(args):
         team = Team(args, obs_dim, n_actions, "meta")
     weights = sum(p.numel() for net in vars(team).values() if isinstance(net, nn.Module) for p in net.parameters())
     buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
-    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * math.factorial(args.n_agents), args.num_envs,
+    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * (args.vm_permutations or math.factorial(args.n_agents)), args.num_envs,
                args.eval_episodes)
     width = max(args.hidden_dim, args.n_agents * (obs_dim + n_actions))
     worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries
@@ -556,8 +556,8 @@ def check_args(args):
     def fail(message):
         raise SystemExit(f"error: {message}")
 
-    if args.domain == "spread" and args.n_agents not in (2, 3, 4):
-        fail(f"spread supports --n-agents 2, 3 or 4, got {args.n_agents}")
+    if args.domain == "spread" and args.n_agents not in particle_envs.SPREAD_N_AGENTS:
+        fail(f"spread supports --n-agents 2 to 8, got {args.n_agents}")
     if args.domain == "push_box" and args.n_agents != 2:
         fail(f"push_box supports --n-agents 2 only, got {args.n_agents}")
     n_perms = math.factorial(args.n_agents)

@@ -1,6 +1,6 @@
 # Vectorized multiagent particle worlds for DVM (Wadhwania et al., "Policy Distillation and Value
 # Matching in Multiagent Reinforcement Learning", Sec. V-A). Pure numpy, batched over `num_envs` worlds.
-"""Spread (2-4 agents) and push box (2 agents) with the physics of OpenAI's multiagent-particle-envs.
+"""Spread (2-8 agents) and push box (2 agents) with the physics of OpenAI's multiagent-particle-envs.
 
 Physics, as in the original MPE `multiagent/core.py` the paper built on:
     force  = action force (unit force x sensitivity) + soft contact forces
@@ -35,6 +35,28 @@ import numpy as np
 QUADRANT_CENTRES = np.array([[-0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [0.5, -0.5]])
 # Phase II starts: n = 2 swaps LL <-> UR, n = 3 shifts cyclically; n = 4 draws a permutation per episode.
 PHASE2_QUADRANTS = {2: np.array([1, 0]), 3: np.array([1, 2, 0])}
+SPREAD_N_AGENTS = range(2, 9)  # beyond 4 (not in the paper): unit cells in two rows, Spread's docstring
+
+
+def cell_centres(n):
+    """Centres of spread's n start cells, (n, 2): the quadrants for n <= 4; for n > 4 the unit cells of a grid of two
+    rows (y = -0.5, 0.5) and ceil(n / 2) columns centred on the origin, column by column, lower cell first."""
+    if n <= 4:
+        return QUADRANT_CENTRES[:n]
+    columns = -(-n // 2)
+    k = np.arange(n)
+    return np.stack([k // 2 - (columns - 1) / 2, np.where(k % 2 == 0, -0.5, 0.5)], axis=1)
+
+
+def random_derangements(rng, num_envs, n):
+    """A uniformly random derangement of range(n) (no k maps to k) per row, (num_envs, n): uniform permutations,
+    the rows with a fixed point drawn again (about e = 2.7 draws per row on average; a loop over draws, not worlds)."""
+    cells = rng.permuted(np.tile(np.arange(n), (num_envs, 1)), axis=1)
+    redraw = (cells == np.arange(n)).any(axis=1)
+    while redraw.any():
+        cells[redraw] = rng.permuted(np.tile(np.arange(n), (int(redraw.sum()), 1)), axis=1)
+        redraw = (cells == np.arange(n)).any(axis=1)
+    return cells
 # Discrete action index -> unit force (original MPE convention, see the module docstring).
 DISCRETE_FORCES = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
 # Push box targets: Task I left, Task II right, and the new one of Task III, as far from the box.
@@ -163,15 +185,22 @@ def trail_discs(trail, colours, radius=0.02):
     return list(trail.reshape(-1, 2)), [radius] * (len(trail) * len(colours)), pale * len(trail)
 
 
-AGENT_COLOURS = [(220, 60, 60), (60, 90, 220), (60, 170, 80), (230, 160, 30)]
+AGENT_COLOURS = [(220, 60, 60), (60, 90, 220), (60, 170, 80), (230, 160, 30), (150, 70, 190), (40, 170, 190),
+                 (200, 90, 150), (130, 100, 40)]
 
 
 class Spread:
-    """Cooperative navigation (MPE simple_spread): n agents cover n targets at the quadrant centres.
+    """Cooperative navigation (MPE simple_spread): n agents cover n targets at the centres of their start cells.
 
     Agent k starts uniformly inside quadrant k (LL, UR, UL, LR) in Phase I; in Phase II n = 2 swaps the two
     quadrants, n = 3 shifts them cyclically (agent k -> quadrant k+1 mod 3) and n = 4 draws a uniformly random
-    permutation of the four quadrants for every world and episode. Team reward per step:
+    permutation of the four quadrants for every world and episode.
+    Beyond the paper, n = 5 to 8: the quadrants are the 2 x 2 case of a grid of unit cells in two rows and
+    ceil(n / 2) columns (cell_centres; with n odd the last column's upper cell is left empty, as n = 3 leaves LR),
+    one target at each used cell's centre, so an agent's share of the floor and its distance to the nearest target
+    are the paper's. Agent k starts in cell k in Phase I, so each agent explores only its own cell; in Phase II every
+    agent starts in a cell another agent explored: a uniformly random derangement of the cells, drawn for every
+    world and episode (random_derangements). Team reward per step:
     -sum over targets of the distance to the nearest agent, minus 1 per pair of colliding agents.
     Observation of agent i: own velocity, own position, targets relative to i (quadrant order), other agents
     relative to i sorted by heading. Dimension 4 + 2n + 2(n-1).
@@ -180,8 +209,8 @@ class Spread:
     def __init__(self, num_envs=1, n_agents=3, phase=1, continuous=False, horizon=25, collisions=True,
                  target_jitter=0.0, agent_radius=0.15, dt=0.1, damping=0.25, mass=1.0, sensitivity=5.0,
                  contact_force=100.0, contact_margin=1e-3):
-        if n_agents not in (2, 3, 4):
-            raise ValueError(f"spread supports n_agents 2, 3 or 4, got {n_agents}")
+        if n_agents not in SPREAD_N_AGENTS:
+            raise ValueError(f"spread supports n_agents 2 to 8, got {n_agents}")
         if phase not in (1, 2):
             raise ValueError(f"spread phase must be 1 or 2, got {phase}")
         if num_envs < 1 or horizon < 1:
@@ -200,6 +229,7 @@ class Spread:
         self.selves = np.repeat(np.arange(n_agents)[:, None], n_agents - 1, axis=1)
         # observer i and target t for each of the n * n (agent, target) entries, agent-major
         self.obs_agent, self.obs_target = np.repeat(np.arange(n_agents), n_agents), np.tile(np.arange(n_agents), n_agents)
+        self.centres = cell_centres(n_agents)
         self.rng = np.random.default_rng()
         self.t = None
 
@@ -211,11 +241,13 @@ class Spread:
             self.quadrants = np.broadcast_to(np.arange(n), (N, n))
         elif n == 4:
             self.quadrants = self.rng.permuted(np.tile(np.arange(4), (N, 1)), axis=1)
+        elif n > 4:
+            self.quadrants = random_derangements(self.rng, N, n)
         else:
             self.quadrants = np.broadcast_to(PHASE2_QUADRANTS[n], (N, n))
-        self.pos = QUADRANT_CENTRES[self.quadrants] + self.rng.uniform(-0.5, 0.5, (N, n, 2))
+        self.pos = self.centres[self.quadrants] + self.rng.uniform(-0.5, 0.5, (N, n, 2))
         self.vel = np.zeros((N, n, 2))
-        self.targets = QUADRANT_CENTRES[:n] + self.target_jitter * self.rng.uniform(-1.0, 1.0, (N, n, 2))
+        self.targets = self.centres + self.target_jitter * self.rng.uniform(-1.0, 1.0, (N, n, 2))
         self.t = 0
         return self.observe()
 
@@ -241,7 +273,7 @@ class Spread:
         rel = self.targets_rel() if targets_rel is None else targets_rel
         dist = np.sqrt(rel[..., 0] ** 2 + rel[..., 1] ** 2)  # (N, agent, target)
         nearest = dist[:, 0]
-        for k in range(1, self.n_agents):  # n <= 4: faster than dist.min(axis=1), which numpy does slowly
+        for k in range(1, self.n_agents):  # n <= 8: 3-4x faster than dist.min(axis=1), which numpy does slowly
             nearest = np.minimum(nearest, dist[:, k])
         reward = -nearest.sum(axis=1)
         if self.collisions:
@@ -277,7 +309,7 @@ class Spread:
         if trail is not None:
             dots = trail_discs(trail, AGENT_COLOURS[:n])
             centres, radii, colours = dots[0] + centres, dots[1] + radii, dots[2] + colours
-        return draw_discs(centres, radii, colours)
+        return draw_discs(centres, radii, colours, extent=max(1.25, np.abs(self.centres[:, 0]).max() + 0.75))
 
 
 class PushBox:

@@ -350,8 +350,8 @@ def test_truncation_at_the_horizon_and_no_autoreset():
     "make_kwargs, match",
     [
         (dict(domain="soccer"), "unknown domain"),
-        (dict(domain="spread", n_agents=5), "n_agents 2, 3 or 4"),
-        (dict(domain="spread", n_agents=1), "n_agents 2, 3 or 4"),
+        (dict(domain="spread", n_agents=9), "n_agents 2 to 8"),
+        (dict(domain="spread", n_agents=1), "n_agents 2 to 8"),
         (dict(domain="push_box", n_agents=3), "n_agents 2 only"),
         (dict(domain="spread", phase=3), "phase must be 1 or 2"),
         (dict(domain="push_box", task=4), "task must be 1, 2 or 3"),

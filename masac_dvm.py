@@ -572,7 +572,9 @@ def check_memory(args):
         team = Team(args, obs_dim, action_dim, "meta")
     weights = sum(p.numel() for net in vars(team).values() if isinstance(net, nn.Module) for p in net.parameters())
     buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
-    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * (args.vm_permutations or math.factorial(args.n_agents)), args.num_envs,
+    # joint samples per source sample in value matching, Eq. (6)
+    matched = (args.vm_permutations or math.factorial(args.n_agents)) if args.dvm_mode in ("vm", "dvm") else 0
+    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * matched, args.num_envs,
                args.eval_episodes)
     width = max(args.hidden_dim, args.n_agents * (obs_dim + action_dim))
     worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries

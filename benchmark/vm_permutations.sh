@@ -9,14 +9,18 @@
 #   fig4b_lr1e-3: 3 agents (6 permutations; Phase I as Fig. 4b's): K = 1, 2.
 # Then benchmark/vm_permutations.py measures the exact Eq. (6) loss of every run's matched critic on held-out
 # transitions and writes results/vm_permutations.md and images/vm_permutations.png. PARTS picks the parts (default
-# both), SEEDS the seeds (as for the figures; where results/ has a part's curves, MERGE=1 merges new seeds into them,
-# without it they are a quick look in runs/; the DVM steps' scores are merged into vm_permutations_steps.csv either way).
+# both), SEEDS the seeds (as for the figures). Like a figure, a part with committed results gets a quick look of its
+# own (runs/vm_permutations_PART/quick_look/ for the curves, runs/vm_permutations/quick_look/ for the table, the plot
+# and the DVM steps' scores); MERGE=1 merges its seeds into results/, curves and DVM steps alike.
 #   PARTS=fig4b_lr1e-3 SEEDS=3 bash benchmark/vm_permutations.sh      # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
 parts=${PARTS:-fig4c_lr1e-3 fig4b_lr1e-3}
 for part in $parts; do  # every part's name checked before any training
-    case $part in fig4c_lr1e-3 | fig4b_lr1e-3) ;; *) echo "unknown part $part (fig4c_lr1e-3 or fig4b_lr1e-3)" >&2; exit 2 ;; esac
+    case $part in
+    fig4c_lr1e-3 | fig4b_lr1e-3) ;;
+    *) echo "unknown part $part (fig4c_lr1e-3 or fig4b_lr1e-3)" >&2; exit 2 ;;
+    esac
 done
 for part in $parts; do
     case $part in

@@ -6,9 +6,10 @@ benchmark/vm_permutations.sh.
            benchmark/results/vm_permutations_steps.csv (every run's DVM step: duration, losses at its end, and the
            exact Eq. (6) loss of its matched critic on held-out transitions)
 
-Each part (fig4c_lr1e-3: 4 agents; fig4b_lr1e-3: 3 agents) is a run.py "figure" named vm_permutations_PART whose
-variants (dvm: the exact sum; dvm_kK: K sampled permutations per sample) start from one Phase I per seed (run.py
---phase1-from); its Phase II curves are results/vm_permutations_PART.csv, written by plot.py like any figure's.
+Each part (fig4c_lr1e-3: 4 agents; fig4b_lr1e-3: 3 agents; spread5_lr1e-3: 5 agents, beyond the paper's spread) is a
+run.py "figure" named vm_permutations_PART whose variants (dvm: the exact sum; dvm_kK: K sampled permutations per
+sample) start from one Phase I per seed (run.py --phase1-from); its Phase II curves are
+results/vm_permutations_PART.csv, written by plot.py like any figure's.
 
 The sampled steps minimize an estimate of Eq. (6), so their training losses are not the quantity to compare. Every
 run's matched critic Q0 (its dvm.pt) is therefore scored the same way: the exact Eq. (6) loss, the sum over all n!
@@ -62,7 +63,9 @@ PARTS = {"fig4c_lr1e-3": ("4 agents (24 permutations), Fig. 4c's Phase I, Phase 
                           {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048),
                            "dvm_k4_it8192": (4, 8192)}),
          "fig4b_lr1e-3": ("3 agents (6 permutations), Fig. 4b's Phase I, Phase II at lr 1e-3", 3,
-                          {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)})}
+                          {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)}),
+         "spread5_lr1e-3": ("5 agents (120 permutations), spread beyond the paper, Phase II at lr 1e-3", 5,
+                            {"dvm": (0, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048)})}
 STEPS_CSV = os.path.join(OUT, "results", "vm_permutations_steps.csv")
 STEP_COLUMNS = ["part", "seed", "variant", "permutations", "iterations", "seconds", "kl_loss", "vm_loss",
                 "vm_loss_exact"]

@@ -1,30 +1,40 @@
 """Beyond the paper: value matching with K sampled permutations against the exact sum of Eq. (6). The table and plot of
 benchmark/vm_permutations.sh.
 
-    python benchmark/vm_permutations.py
+    python benchmark/vm_permutations.py [--merge]
         -> benchmark/results/vm_permutations.md, benchmark/images/vm_permutations.png,
            benchmark/results/vm_permutations_steps.csv (every run's DVM step: duration, losses at its end, and the
            exact Eq. (6) loss of its matched critic on held-out transitions)
 
-Each part (fig4c_lr1e-3: 4 agents; fig4b_lr1e-3: 3 agents) is a run.py "figure" named vm_permutations_PART whose
-variants (dvm: the exact sum; dvm_kK: K sampled permutations per sample) start from one Phase I per seed (run.py
---phase1-from); its Phase II curves are results/vm_permutations_PART.csv, written by plot.py like any figure's.
+Each part (fig4c_lr1e-3: 4 agents; fig4b_lr1e-3: 3 agents; spread5_lr1e-3: 5 agents, beyond the paper's spread) is a
+run.py "figure" named vm_permutations_PART whose variants (dvm: the exact sum; dvm_kK: K sampled permutations per
+sample) start from one Phase I per seed (run.py --phase1-from); its Phase II curves are
+results/vm_permutations_PART.csv, written by plot.py like any figure's.
 
 The sampled steps minimize an estimate of Eq. (6), so their training losses are not the quantity to compare. Every
 run's matched critic Q0 (its dvm.pt) is therefore scored the same way: the exact Eq. (6) loss, the sum over all n!
 permutations, against each source critic of the seed's Phase I (its phase1.pt), averaged over the sources as the
 DVM step logs it, on held-out transitions: 128 fresh Phase I episodes of the Phase I team (3,200 joint samples,
 never in the buffer the DVM step sampled), epsilon-greedy with each world's epsilon drawn from Phase I's schedule as
-the buffer's rows were collected, the same episodes for every variant of a seed. Runs found in runs/ replace the
-committed row of the same part, seed and variant, so parts finished in pieces add up as the figures do.
+the buffer's rows were collected, the same episodes for every variant of a seed.
+
+The finished runs in runs/ go into results/ as a figure's pieces do (plot.py): a run replaces the committed row of
+the same part, seed and variant in results/vm_permutations_steps.csv, so parts finished in pieces add up. Where that
+file has rows of a part whose runs are in runs/, this merging takes --merge (MERGE=1): without it, the runs in runs/
+alone (their DVM steps and their own Phase II curves) are a quick look, written to runs/vm_permutations/quick_look/
+(the table, the plot and the steps' CSV), and results/ is left alone. A part's first piece (no committed rows yet) is
+written into results/ directly. Without runs, the committed files are redrawn. Runs of another command than the
+committed curves' are refused, and nothing is written.
 
 Per part and setting: the DVM step's duration (one torch thread), the training estimate and the held-out exact loss
 at its end, the return right after the DVM step, the Phase II AUC and final return (as in plot.py), and setting minus
 exact sum with 95 % paired bootstrap intervals over seeds (from 2 seeds). A K is "level with the exact sum" where
 both intervals contain 0, and so do those of every larger K at 2048 iterations; that verdict is given from 5 seeds.
 """
+import argparse
 import csv
 import glob
+import io
 import itertools
 import math
 import os
@@ -53,11 +63,14 @@ PARTS = {"fig4c_lr1e-3": ("4 agents (24 permutations), Fig. 4c's Phase I, Phase 
                           {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048),
                            "dvm_k4_it8192": (4, 8192)}),
          "fig4b_lr1e-3": ("3 agents (6 permutations), Fig. 4b's Phase I, Phase II at lr 1e-3", 3,
-                          {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)})}
+                          {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)}),
+         "spread5_lr1e-3": ("5 agents (120 permutations), spread beyond the paper, Phase II at lr 1e-3", 5,
+                            {"dvm": (0, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048)})}
 STEPS_CSV = os.path.join(OUT, "results", "vm_permutations_steps.csv")
 STEP_COLUMNS = ["part", "seed", "variant", "permutations", "iterations", "seconds", "kl_loss", "vm_loss",
                 "vm_loss_exact"]
 HELD_OUT_WORLDS = 128  # held-out Phase I episodes per seed
+QUICK_LOOK = os.path.join(OUT, "runs", "vm_permutations", "quick_look")  # without --merge, where results/ has the parts
 
 
 def part_csv(part):
@@ -100,21 +113,24 @@ def held_out_exact_loss(phase1_path, dvm_path, seed):
     return float(torch.stack(losses).mean())
 
 
-def read_steps():
-    """Committed rows of results/vm_permutations_steps.csv, updated by every finished run in runs/, keyed by (part,
-    seed, variant)."""
-    steps = {}
+def read_steps(merge):
+    """(steps, merged): the DVM steps keyed by (part, seed, variant) and whether they go into results/. Those of every
+    finished run in runs/, scored here, added to the committed rows of results/vm_permutations_steps.csv (a run
+    replaces the row of its part, seed and variant) if `merge` or if no part of the runs has committed rows yet (its
+    first piece); else the runs' alone, a quick look. Without runs, the committed rows."""
+    committed, ran = {}, {}
     if os.path.exists(STEPS_CSV):
         with open(STEPS_CSV) as f:
             for r in csv.DictReader(f):
-                steps[r["part"], int(r["seed"]), r["variant"]] = {k: float(r[k]) for k in STEP_COLUMNS[3:]}
+                committed[r["part"], int(r["seed"]), r["variant"]] = {k: float(r[k]) for k in STEP_COLUMNS[3:]}
     for part, (_, _, variants) in PARTS.items():
         root, csv_path = os.path.join(OUT, "runs", f"vm_permutations_{part}"), part_csv(part)
         if os.path.exists(os.path.join(root, "command.txt")) and os.path.exists(csv_path):
             # as plot.py refuses to merge them into the curves, so here into the steps: nothing is written
-            ran, command = open(os.path.join(root, "command.txt")).read().strip(), plot.read_csv(csv_path)[0]["command"]
-            if ran != command:
-                plot.fail(f"{root} holds runs of another command ({ran}) than {csv_path} ({command})")
+            ran_command = open(os.path.join(root, "command.txt")).read().strip()
+            command = plot.read_csv(csv_path)[0]["command"]
+            if ran_command != command:
+                plot.fail(f"{root} holds runs of another command ({ran_command}) than {csv_path} ({command})")
         for done in sorted(glob.glob(os.path.join(root, "seed*", "*", "phase2.pt"))):
             run_dir = os.path.dirname(done)
             variant, seed = os.path.basename(run_dir), int(os.path.basename(os.path.dirname(run_dir))[4:])
@@ -128,32 +144,37 @@ def read_steps():
             row, _ = dvm_iterations.step_of_run(run_dir)
             exact = held_out_exact_loss(phase1[0], os.path.join(run_dir, "dvm.pt"), seed)
             k, iterations = variants[variant]
-            steps[part, seed, variant] = dict(permutations=k, iterations=iterations, vm_loss_exact=exact, **row)
+            ran[part, seed, variant] = dict(permutations=k, iterations=iterations, vm_loss_exact=exact, **row)
             print(f"{part} seed {seed} {variant}: DVM step {row['seconds']:.0f} s, exact Eq. (6) loss held out "
                   f"{exact:.4g} (training estimate {row['vm_loss']:.4g})", flush=True)
-    return steps
+    merge = merge or not {part for part, _, _ in ran} & {part for part, _, _ in committed}
+    return (committed | ran if merge else ran), merge
 
 
-def write_steps(steps):
-    """results/vm_permutations_steps.csv, written atomically (a temporary file, then a rename)."""
-    order = {v: i for _, _, variants in PARTS.values() for i, v in enumerate(variants)}
-    tmp = f"{STEPS_CSV}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(STEP_COLUMNS)
-        for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
-            writer.writerow([part, seed, variant, int(r["permutations"]), int(r["iterations"]), f"{r['seconds']:.2f}",
-                             repr(float(r["kl_loss"])), repr(float(r["vm_loss"])), repr(float(r["vm_loss_exact"]))])
-    os.replace(tmp, STEPS_CSV)
+def write_steps(path, steps):
+    """The DVM steps as results/vm_permutations_steps.csv has them, each part's variants in PARTS' order."""
+    f = io.StringIO(newline="")
+    writer = csv.writer(f)
+    writer.writerow(STEP_COLUMNS)
+    for (part, seed, variant), r in sorted(steps.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                          list(PARTS[kv[0][0]][2]).index(kv[0][2]))):
+        writer.writerow([part, seed, variant, int(r["permutations"]), int(r["iterations"]), f"{r['seconds']:.2f}",
+                         repr(float(r["kl_loss"])), repr(float(r["vm_loss"])), repr(float(r["vm_loss_exact"]))])
+    plot.write_atomically(path, f.getvalue())
 
 
-def part_stats(part, steps):
-    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step."""
-    variants = PARTS[part][2]
-    if not os.path.exists(part_csv(part)):
+def part_stats(part, steps, merge):
+    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step. The
+    curves of results/vm_permutations_PART.csv (merge), or of the part's finished runs alone (a quick look)."""
+    root = os.path.join(OUT, "runs", f"vm_permutations_{part}")
+    source = part_csv(part) if merge else root
+    if not os.path.exists(source):
         return None
-    rows = plot.read_csv(part_csv(part))[1]
-    return dvm_iterations.stats_over_seeds(part, rows, steps, variants, ("seconds", "vm_loss", "vm_loss_exact"))
+    rows = plot.read_csv(source)[1] if merge else plot.rows_from_runs(root)[1]
+    if not rows:
+        return None
+    plot.check_curves(rows, lambda seed: source)
+    return dvm_iterations.stats_over_seeds(part, rows, steps, PARTS[part][2], ("seconds", "vm_loss", "vm_loss_exact"))
 
 
 def setting(k, iterations, n_perms):
@@ -162,21 +183,26 @@ def setting(k, iterations, n_perms):
 
 
 if __name__ == "__main__":
-    steps = read_steps()
-    os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
-    write_steps(steps)
-    parts = {part: s for part in PARTS if (s := part_stats(part, steps)) is not None}
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--merge", action="store_true", default=os.environ.get("MERGE") == "1",
+                        help="merge the runs into results/ where it has their parts' DVM steps (env MERGE=1); without "
+                             f"it, a quick look of the runs alone goes into {QUICK_LOOK}")
+    steps, merge = read_steps(parser.parse_args().merge)
+    parts = {part: s for part in PARTS if (s := part_stats(part, steps, merge)) is not None}
     if not parts:
         sys.exit("no finished part: run benchmark/vm_permutations.sh first")
     rng = np.random.default_rng(0)
     lines = ["### Sampled permutations in value matching (`bash benchmark/vm_permutations.sh`, beyond the paper)", ""]
+    if not merge:
+        lines[0] += ": a quick look at the runs in `runs/`, not in `results/`"
     fig, axes = plt.subplots(2, len(parts), figsize=(5.5 * len(parts), 8), squeeze=False)
     for (ax, ax_loss), (part, (seeds, stats)) in zip(axes.T, parts.items()):
         title, n_agents, variants = PARTS[part]
         n_perms = math.factorial(n_agents)
         n_seeds = f"{len(seeds)} seed" + "s" * (len(seeds) != 1)
-        lines += [f"**{title}**, {n_seeds}; Phase II curves in `results/vm_permutations_{part}.csv`, DVM steps in "
-                  "`results/vm_permutations_steps.csv`.", "",
+        lines += [(f"**{title}**, {n_seeds}; Phase II curves in `results/vm_permutations_{part}.csv`, DVM steps in "
+                   "`results/vm_permutations_steps.csv`." if merge else f"**{title}**, {n_seeds} "
+                   f"({' '.join(map(str, seeds))}), the runs in `runs/vm_permutations_{part}/`."), "",
                   "| permutations per sample | DVM step (s) | VM loss, training estimate | exact Eq. (6) loss, held out | "
                   "right after DVM | Phase II AUC | final return | minus exact, AUC (95 % CI) | "
                   "minus exact, final (95 % CI) |",
@@ -236,13 +262,19 @@ if __name__ == "__main__":
         ax_loss.set_ylabel("exact Eq. (6) loss of Q0, held out")
         ax_loss.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
-    png = os.path.join(OUT, "images", "vm_permutations.png")
-    fig.savefig(f"{png}.tmp{os.getpid()}.png", dpi=110)
-    os.replace(f"{png}.tmp{os.getpid()}.png", png)
-    lines.append("![vm_permutations](images/vm_permutations.png)")
-    md = os.path.join(OUT, "results", "vm_permutations.md")
-    with open(f"{md}.tmp{os.getpid()}", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(f"{md}.tmp{os.getpid()}", md)
+    folder, images = (os.path.join(OUT, "results"), os.path.join(OUT, "images")) if merge else (QUICK_LOOK, QUICK_LOOK)
+    lines.append(f"![vm_permutations]({'images/' if merge else ''}vm_permutations.png)")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    try:  # each file whole or as it was (a full disk, a read-only folder)
+        for path in (folder, images):
+            os.makedirs(path, exist_ok=True)
+        write_steps(os.path.join(folder, "vm_permutations_steps.csv"), steps)
+        plot.write_atomically(os.path.join(images, "vm_permutations.png"), png.getvalue())
+        plot.write_atomically(os.path.join(folder, "vm_permutations.md"), "\n".join(lines) + "\n")
+    except OSError as e:
+        plot.fail(str(e) if e.strerror is None else f"cannot write in {folder} ({e.strerror})")
     print("\n".join(lines))
+    if not merge:
+        print(f"vm_permutations: a quick look at the runs in {os.path.join(OUT, 'runs')}, in {QUICK_LOOK}; results/ is "
+              "left as it was: run again with MERGE=1 (vm_permutations.py --merge) to merge them into it")

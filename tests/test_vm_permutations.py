@@ -1,6 +1,6 @@
 """benchmark/vm_permutations.sh end to end on tiny runs: the exact sum and K sampled permutations from one Phase I per
 seed, every run's matched critic scored by the exact Eq. (6) loss on held-out transitions, and a table comparing each
-K with the exact sum."""
+K with the exact sum; in pieces as a figure's, the second a quick look unless MERGE=1."""
 import csv
 import os
 import subprocess
@@ -14,15 +14,40 @@ from helpers import ROOT, RUN_TINY
 sys.path.insert(0, os.path.join(ROOT, "benchmark"))
 
 
+def committed(tmp_path):
+    """{path: bytes} of every file in results/ and images/."""
+    return {p: p.read_bytes() for folder in ("results", "images") for p in sorted((tmp_path / folder).iterdir())}
+
+
 def test_vm_permutations_part_runs_every_k_and_scores_it_on_held_out_transitions(tmp_path, monkeypatch):
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), JOBS="2", PARTS="fig4b_lr1e-3")
-    for seeds in ("1", "2"):  # in two pieces; after the first, one seed: a table without intervals
+    env.pop("MERGE", None)
+    for seeds in ("1", "2"):  # in two pieces, neither with MERGE=1: the first goes into results/, the second not
         proc = subprocess.run(["bash", "benchmark/vm_permutations.sh", *RUN_TINY], cwd=ROOT, capture_output=True,
-                              env=dict(env, SEEDS=seeds, MERGE="1"), text=True, timeout=600)  # pieces merge
+                              env=dict(env, SEEDS=seeds), text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        if seeds == "1":
+        if seeds == "1":  # one seed: a table without intervals
             table = (tmp_path / "results" / "vm_permutations.md").read_text()
             assert "1 seed so far" in table and table.count("| one seed | one seed |") == 2
+            first_piece = committed(tmp_path)
+    # the second piece is a quick look of the runs in runs/ (both seeds), the committed files byte for byte as they were
+    assert committed(tmp_path) == first_piece
+    quick = tmp_path / "runs" / "vm_permutations" / "quick_look"
+    table = (quick / "vm_permutations.md").read_text()
+    assert table.startswith("### Sampled permutations in value matching (`bash benchmark/vm_permutations.sh`, beyond "
+                            "the paper): a quick look at the runs in `runs/`, not in `results/`")
+    assert "2 seeds (1 2), the runs in `runs/vm_permutations_fig4b_lr1e-3/`" in table
+    assert table.rstrip().endswith("![vm_permutations](vm_permutations.png)")
+    assert (quick / "vm_permutations.png").stat().st_size > 0
+    with open(quick / "vm_permutations_steps.csv") as f:
+        assert [(r["seed"], r["variant"]) for r in csv.DictReader(f)] == [(s, v) for s in "12"
+                                                                          for v in ("dvm", "dvm_k1", "dvm_k2")]
+    # MERGE=1 merges the second piece, curves (as run.py calls plot.py for it) and DVM steps
+    for command in (["benchmark/plot.py", "vm_permutations_fig4b_lr1e-3", "--merge"], ["benchmark/vm_permutations.py"]):
+        proc = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, env=dict(env, MERGE="1"),
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
     root = tmp_path / "runs" / "vm_permutations_fig4b_lr1e-3"
     for seed in (1, 2):
         assert not list((root / f"seed{seed}").glob("*/phase1.pt"))  # every run branches from the Phase I part's
@@ -53,5 +78,6 @@ def test_vm_permutations_part_runs_every_k_and_scores_it_on_held_out_transitions
     # a part name that does not exist is refused before any training
     proc = subprocess.run(["bash", "benchmark/vm_permutations.sh"], cwd=ROOT, capture_output=True,
                           env=dict(env, PARTS="fig4b_lr1e-3 bogus"), text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.strip() == "unknown part bogus (fig4c_lr1e-3 or fig4b_lr1e-3)"
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "unknown part bogus (fig4c_lr1e-3, fig4b_lr1e-3 or spread5_lr1e-3)"
     assert "vm_permutations" not in proc.stdout

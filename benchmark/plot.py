@@ -77,7 +77,13 @@ COLOURS = {"none": "tab:grey", "distill": "tab:blue", "vm": "tab:green", "dvm": 
 TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDPG, spread, 3 agents",
           "fig4c": "Fig. 4c: MADDPG, spread, 4 agents", "fig5a": "Fig. 5a: MA-SAC, spread, 2 agents",
           "fig5b": "Fig. 5b: MA-SAC, spread, 3 agents", "fig5c": "Fig. 5c: MA-SAC, spread, 4 agents",
-          "fig6": "Fig. 6: MADDPG, push box, Task III", "fig7": "Fig. 7: DVM with and without Phase II learning"}
+          "fig6": "Fig. 6: MADDPG, push box, Task III", "fig7": "Fig. 7: DVM with and without Phase II learning",
+          # beyond the paper: spread past the quadrants, Phase II at lr 1e-3, value matching on sampled permutations
+          "fig9_spread6": "Fig. 9 (beyond the paper): MADDPG, spread, 6 agents, Phase II at lr 1e-3",
+          "fig9_spread8": "Fig. 9 (beyond the paper): MADDPG, spread, 8 agents, Phase II at lr 1e-3",
+          "fig9_spread6_phase1": "Fig. 9 (beyond the paper): its Phase I, spread, 6 agents",
+          "fig9_spread8_phase1": "Fig. 9 (beyond the paper): its Phase I, spread, 8 agents",
+          "fig10": "Fig. 10 (beyond the paper): MA-SAC, spread, 6 agents"}
 TEAMS = {0: "team A, Task I", 1: "team B, Task II"}
 TARGETS = {0: "left (Task I)", 1: "right (Task II)", 2: "up (new)"}
 EXTRA_TAGS = [f"return_team{k}" for k in TEAMS] + [f"return_target{k}" for k in TARGETS]
@@ -86,7 +92,7 @@ REQUIRED = COLUMNS[:5]  # the team and target columns may be missing (empty) in 
 # the script of our figures (and of their variants, fig4c_lr1e-3, ..., and the DVM-iterations parts): a CSV or runs
 # of another are refused, not drawn under the figure's title
 SCRIPTS = {"fig4": "maddpg_dvm.py", "fig5": "masac_dvm.py", "fig6": "maddpg_dvm.py", "fig7": "maddpg_dvm.py",
-           "dvm_iterations": "maddpg_dvm.py"}
+           "fig9": "maddpg_dvm.py", "fig10": "masac_dvm.py", "dvm_iterations": "maddpg_dvm.py"}
 KINDS = {"phase1": "Phase I (phase1.pt)", "dvm": "DVM step (dvm.pt)", "phase2": "Phase II (phase2.pt)"}
 # settings an --extra run may choose freely: per run (run.py sets them) or the method, which is what an extra shows
 FREE_SETTINGS = {"seed", "run_name", "runs_dir", "threads", "cuda", "capture_video", "phase1_checkpoint",

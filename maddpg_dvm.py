@@ -539,10 +539,9 @@ def check_memory(args):
         team = Team(args, obs_dim, n_actions, "meta")
     weights = sum(p.numel() for net in vars(team).values() if isinstance(net, nn.Module) for p in net.parameters())
     buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
-    # joint samples per source sample in value matching, Eq. (6)
-    matched = (args.vm_permutations or math.factorial(args.n_agents)) if args.dvm_mode in ("vm", "dvm") else 0
-    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * matched, args.num_envs,
-               args.eval_episodes)
+    # value matching sends each DVM sample through the critic once per permutation (all n!, or K sampled)
+    perms = (args.vm_permutations or math.factorial(args.n_agents)) if args.dvm_mode in ("vm", "dvm") else 1
+    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * perms, args.num_envs, args.eval_episodes)
     width = max(args.hidden_dim, args.n_agents * (obs_dim + n_actions))
     worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries
     needed = (2 if args.domain == "push_box" else 1) * (buffer + 16 * weights) + 16 * rows * width + worlds
@@ -550,7 +549,7 @@ def check_memory(args):
     if needed > has:
         raise SystemExit(f"error: these sizes need about {needed / 2**30:.3g} GiB of memory, more than this "
                          f"machine's {has / 2**30:.3g} GiB (--buffer-size, --hidden-dim, --num-envs, --eval-episodes, "
-                         "--batch-size)")
+                         "--batch-size, --dvm-batch-size, --vm-permutations)")
 
 
 def check_args(args):

@@ -470,6 +470,12 @@ def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path,
     (["--num-envs", "1000000000000", "--phase1-steps", "10000000000000"], "GiB of memory, more than this machine's"),
     (["--eval-episodes", "1000000000000"], "GiB of memory, more than this machine's"),
     (["--batch-size", "1000000000000"], "GiB of memory, more than this machine's"),
+    # Eq. (6)'s exact sum from 7 agents, in both modes that match values (TINY's is dvm); sampled, it is accepted
+    # (test_value_matching_beyond_six_agents_is_accepted_sampled)
+    (["--n-agents", "7"], "the exact value matching sum over all 5040 permutations of 7 agents cannot finish in"),
+    (["--n-agents", "7", "--dvm-mode", "vm"], "all 5040 permutations of 7 agents cannot finish in reasonable time"),
+    (["--n-agents", "8"], "all 40320 permutations of 8 agents cannot finish in reasonable time"),
+    (["--n-agents", "8", "--dvm-mode", "vm"], "all 40320 permutations of 8 agents cannot finish in reasonable time"),
 ])
 def test_runs_that_cannot_work_are_refused_by_check_args(script, flags, message):
     # check_args runs before any work (test_flag_values_out_of_range_are_one_line_before_any_work): called here alone
@@ -477,6 +483,20 @@ def test_runs_that_cannot_work_are_refused_by_check_args(script, flags, message)
     with pytest.raises(SystemExit, match=re.escape(message)):
         m.check_args(tyro.cli(m.Args, args=[*TINY, *flags]))
     m.check_args(tyro.cli(m.Args, args=TINY))  # TINY itself passes
+
+
+def test_value_matching_beyond_six_agents_is_accepted_sampled(script, monkeypatch):
+    # on a machine of 4 GiB, at the default sizes: check_memory counts the K sampled permutations per DVM sample, and
+    # none without value matching, not the 8! = 40320 (about 48 GiB)
+    m = SCRIPTS[script]
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    for n in ("7", "8"):
+        for flags in (["--vm-permutations", "8"], ["--dvm-mode", "vm", "--vm-permutations", "8"],
+                      ["--dvm-mode", "none"], ["--dvm-mode", "distill"]):
+            m.check_args(tyro.cli(m.Args, args=["--n-agents", n, *flags]))
+    with pytest.raises(SystemExit, match="GiB of memory, more than this machine's 4 GiB"):
+        m.check_args(tyro.cli(m.Args, args=["--n-agents", "8", "--vm-permutations", "40320"]))  # all of them, drawn
 
 
 @pytest.mark.parametrize("cause, prelude", [
@@ -624,6 +644,7 @@ def test_vm_permutations_zero_is_the_exact_sum_and_k_draws(script, monkeypatch, 
 @pytest.mark.parametrize("flags, message", [
     (["--vm-permutations", "-1"], "--vm-permutations must be in [0, 6] (the 3! agent permutations; 0: all of them)"),
     (["--vm-permutations", "7"], "--vm-permutations must be in [0, 6]"),
+    (["--n-agents", "8"], "cannot finish in reasonable time: sample them with --vm-permutations K (for example 8)"),
 ])
 def test_vm_permutations_out_of_range_is_one_line_before_any_work(script, tmp_path, flags, message):
     proc = run_script(script, tmp_path, "--n-agents", "3", *flags, check=False)

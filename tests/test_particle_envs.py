@@ -11,6 +11,7 @@ import particle_envs as pe
 from helpers import ROOT
 
 SPREAD_N = (2, 3, 4)
+SPREAD_N_BEYOND = (5, 6, 7, 8)  # beyond the paper: unit cells in two rows (pe.cell_centres)
 
 
 def random_state(env, rng):
@@ -27,7 +28,9 @@ def all_envs(num_envs=1, **kwargs):
         pe.make("push_box", num_envs=num_envs, task=3, **kwargs)]
 
 
-@pytest.mark.parametrize("env", all_envs(num_envs=500), ids=["spread2", "spread3", "spread4", "push_box"])
+@pytest.mark.parametrize(
+    "env", all_envs(num_envs=500) + [pe.make("spread", num_envs=500, n_agents=n) for n in SPREAD_N_BEYOND],
+    ids=["spread2", "spread3", "spread4", "push_box"] + [f"spread{n}" for n in SPREAD_N_BEYOND])
 def test_swapping_agents_swaps_observations(env):
     rng = np.random.default_rng(0)
     env.reset(seed=1)
@@ -58,7 +61,7 @@ def test_every_permutation_permutes_observations(n):
         assert np.array_equal(env2.observe(), obs[:, list(perm)])
 
 
-@pytest.mark.parametrize("n", SPREAD_N)
+@pytest.mark.parametrize("n", SPREAD_N + SPREAD_N_BEYOND)
 def test_other_agents_are_sorted_by_atan2_heading(n):
     env = pe.make("spread", num_envs=300, n_agents=n)
     env.reset(seed=0)
@@ -188,6 +191,93 @@ def test_phase2_assignments():
     assert len(seen) == 24
 
 
+def test_cells_are_the_quadrants_up_to_four_agents_and_unit_cells_in_two_rows_beyond():
+    np.testing.assert_array_equal(pe.cell_centres(4), pe.QUADRANT_CENTRES)
+    np.testing.assert_array_equal(pe.cell_centres(5), [[-1, -0.5], [-1, 0.5], [0, -0.5], [0, 0.5], [1, -0.5]])
+    for n in SPREAD_N_BEYOND:
+        centres = pe.cell_centres(n)
+        columns = (n + 1) // 2
+        # column by column from the left, lower cell first; the columns 1 apart and centred on the origin
+        np.testing.assert_array_equal(centres[:, 0], np.arange(n) // 2 - (columns - 1) / 2)
+        np.testing.assert_array_equal(centres[:, 1], np.tile([-0.5, 0.5], columns)[:n])
+        # distinct unit cells: two unit squares overlap iff their centres are less than 1 apart along both axes
+        apart = np.abs(centres[:, None] - centres[None]).max(-1)
+        assert (apart[~np.eye(n, dtype=bool)] >= 1).all()
+
+
+@pytest.mark.parametrize("n", SPREAD_N_BEYOND)
+def test_phase1_agent_k_starts_anywhere_in_cell_k_and_targets_sit_at_the_cell_centres(n):
+    env = pe.make("spread", num_envs=400, n_agents=n, phase=1)
+    env.reset(seed=0)
+    centres = pe.cell_centres(n)
+    offset = env.pos - centres  # (world, agent, axis) from agent k's cell centre
+    assert (np.abs(offset) <= 0.5).all()
+    assert (offset.min(axis=0) < -0.45).all() and (offset.max(axis=0) > 0.45).all()  # the whole cell, not a part
+    np.testing.assert_array_equal(env.targets, np.broadcast_to(centres, env.targets.shape))
+
+
+def derangements(n):
+    return math.floor(math.factorial(n) / math.e + 0.5)  # 44, 265, 1854, 14833 for n = 5 to 8
+
+
+@pytest.mark.parametrize("n", SPREAD_N_BEYOND)
+def test_phase2_beyond_four_every_agent_starts_in_a_cell_another_agent_explored(n):
+    worlds = 1000
+    env = pe.make("spread", num_envs=worlds, n_agents=n, phase=2)
+    env.reset(seed=0)
+    cells = env.quadrants.copy()
+    assert (np.sort(cells, axis=1) == np.arange(n)).all()  # a permutation of the cells in every world
+    assert (cells != np.arange(n)).all()  # nobody in its own Phase I cell
+    assert (np.abs(env.pos - pe.cell_centres(n)[cells]) <= 0.5).all()
+    np.testing.assert_array_equal(env.targets, np.broadcast_to(pe.cell_centres(n), env.targets.shape))
+    # drawn per world: about as many distinct ones as `worlds` uniform draws of the D(n) derangements give
+    distinct = len({tuple(row) for row in cells})
+    assert distinct > 0.95 * derangements(n) * (1 - (1 - 1 / derangements(n)) ** worlds), distinct
+    # and per episode: the next reset draws again in (nearly) every world
+    env.reset()
+    assert (env.quadrants != np.arange(n)).all()
+    assert (env.quadrants != cells).any(axis=1).mean() > 0.9
+
+
+def test_phase2_derangements_are_uniform():
+    # n = 5: each of the 44 derangements equally likely (not, say, only the 4 cyclic shifts, or a fixed point
+    # patched by a swap, which favours some)
+    draws, expected = 22_000, 22_000 / 44
+    env = pe.make("spread", num_envs=draws, n_agents=5, phase=2)
+    env.reset(seed=0)
+    allowed = {p for p in itertools.permutations(range(5)) if all(p[k] != k for k in range(5))}
+    assert len(allowed) == derangements(5) == 44
+    seen, counts = np.unique(env.quadrants, axis=0, return_counts=True)
+    assert {tuple(p) for p in seen} == allowed
+    # chi-square with 43 degrees of freedom: mean 43, standard deviation sqrt(2 * 43) = 9.3
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 43 + 6 * (2 * 43) ** 0.5, chi2
+
+
+def old_spread_starts(n, phase, num_envs, rng):
+    """Spread's reset for 2-4 agents as it was before cell_centres (1267f11^), draw for draw."""
+    if phase == 1:
+        quadrants = np.broadcast_to(np.arange(n), (num_envs, n))
+    elif n == 4:
+        quadrants = rng.permuted(np.tile(np.arange(4), (num_envs, 1)), axis=1)
+    else:
+        quadrants = np.broadcast_to(pe.PHASE2_QUADRANTS[n], (num_envs, n))
+    pos = pe.QUADRANT_CENTRES[quadrants] + rng.uniform(-0.5, 0.5, (num_envs, n, 2))
+    targets = pe.QUADRANT_CENTRES[:n] + 0.0 * rng.uniform(-1.0, 1.0, (num_envs, n, 2))
+    return pos, targets
+
+
+@pytest.mark.parametrize("n", SPREAD_N)
+def test_starts_up_to_four_agents_are_drawn_as_before_the_cells(n):
+    # the paper's configurations keep their random streams (the fingerprint test pins the scripts at n = 3)
+    for phase in (1, 2):
+        env, rng = pe.make("spread", num_envs=64, n_agents=n, phase=phase), np.random.default_rng(5)
+        for episode in range(2):
+            env.reset(seed=5 if episode == 0 else None)
+            pos, targets = old_spread_starts(n, phase, 64, rng)
+            assert np.array_equal(env.pos, pos) and np.array_equal(env.targets, targets), (phase, episode)
+
+
 def test_push_box_targets_by_task():
     for task, target in ((1, [-0.75, 0.0]), (2, [0.75, 0.0])):
         env = pe.make("push_box", num_envs=10, task=task)
@@ -312,7 +402,8 @@ def test_same_seed_same_trajectory_bit_for_bit():
             out.append(env.reset())
         return out
 
-    for domain, kwargs in (("spread", dict(n_agents=4, phase=2)), ("push_box", dict(task=3))):
+    for domain, kwargs in (("spread", dict(n_agents=4, phase=2)), ("spread", dict(n_agents=8, phase=2)),
+                           ("push_box", dict(task=3))):
         a, b, c = rollout(0, domain, **kwargs), rollout(0, domain, **kwargs), rollout(1, domain, **kwargs)
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
         assert not all(np.array_equal(x, y) for x, y in zip(a, c))
@@ -397,6 +488,23 @@ def test_render_draws_the_world():
         assert not np.array_equal(img, env.render())
 
 
+@pytest.mark.parametrize("phase", [1, 2])
+@pytest.mark.parametrize("n", SPREAD_N_BEYOND)
+def test_render_beyond_four_shows_every_agent_whole(n, phase):
+    assert len(set(pe.AGENT_COLOURS)) == len(pe.AGENT_COLOURS) >= 8
+    env = pe.make("spread", num_envs=2, n_agents=n, phase=phase)
+    env.reset(seed=0)
+    start = pe.cell_centres(n)[env.quadrants[0]]
+    env.pos[0] = start + 0.5 * np.sign(start)  # world 0: each agent at the outer corner of its start cell, the farthest
+    for world in range(2):
+        img = env.render(world)
+        for k, colour in enumerate(pe.AGENT_COLOURS[:n]):
+            drawn = (img == colour).all(-1)
+            assert drawn.sum() > 100, (world, k)  # about 230 pixels (8 agents) with nothing on top
+            frame = np.concatenate([drawn[0], drawn[-1], drawn[:, 0], drawn[:, -1]])
+            assert not frame.any(), (world, k)  # not cut by the edge of the picture
+
+
 def full_grid_discs(centres, radii, colours, size=256, extent=1.25):
     """draw_discs as it was first written: every disc tested on every pixel."""
     img = np.full((size, size, 3), 255, dtype=np.uint8)
@@ -450,7 +558,7 @@ def test_render_trail_adds_pale_dots_at_earlier_positions_only(env):
 
 # ------------------------------------------------------------------ PettingZoo view
 
-PETTINGZOO_CASES = [("spread", dict(n_agents=n, continuous=c)) for n in SPREAD_N for c in (False, True)] + [
+PETTINGZOO_CASES = [("spread", dict(n_agents=n, continuous=c)) for n in (*SPREAD_N, 8) for c in (False, True)] + [
     ("push_box", dict(task=t, continuous=c)) for t, c in ((1, False), (3, True))]
 PETTINGZOO_IDS = [(f"spread{k['n_agents']}" if d == "spread" else f"push_box-task{k['task']}")
                   + ("-continuous" if k["continuous"] else "-discrete") for d, k in PETTINGZOO_CASES]

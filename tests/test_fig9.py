@@ -1,0 +1,42 @@
+"""benchmark/fig9.sh end to end on tiny runs (beyond the paper: MADDPG on spread with 6 agents): one Phase I per seed,
+then the four methods from it at lr 1e-3 with value matching on sampled permutations, drawn like every figure."""
+import csv
+import glob
+import os
+import subprocess
+
+import torch
+
+from helpers import ROOT, RUN_TINY
+
+
+def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), JOBS="2", PARTS="spread6", SEEDS="1")
+    env.pop("MERGE", None)
+    proc = subprocess.run(["bash", "benchmark/fig9.sh", *RUN_TINY], cwd=ROOT, capture_output=True, env=env, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(tmp_path / "results" / "fig9_spread6.csv") as f:
+        header = [line for line in f if line.startswith("#")]
+    assert header[0].startswith("# command: maddpg_dvm.py --domain spread --n-agents 6 --phase1-steps 60000 "
+                                "--phase2-steps 30000 --learning-rate 0.001 --vm-permutations 1 ")
+    assert header[1] == "# phase1 from: fig9_spread6_phase1\n"
+    with open(tmp_path / "results" / "fig9_spread6.csv") as f:
+        variants = {r["variant"] for r in csv.DictReader(line for line in f if not line.startswith("#"))}
+    assert variants == {"phase1", "none", "distill", "vm", "dvm"}
+    table = (tmp_path / "results" / "fig9_spread6.md").read_text()
+    assert table.startswith("### Fig. 9 (beyond the paper): MADDPG, spread, 6 agents, Phase II at lr 1e-3")
+    # every method branched from the Phase I part's checkpoint, at lr 1e-3; value matching on one sampled permutation
+    phase1 = torch.load(glob.glob(str(tmp_path / "runs" / "fig9_spread6_phase1" / "seed1" / "*" / "phase1.pt"))[0],
+                        weights_only=True)
+    for variant in ("none", "distill", "vm", "dvm"):
+        run = tmp_path / "runs" / "fig9_spread6" / "seed1" / variant
+        config = torch.load(run / "phase2.pt", weights_only=True)["config"]
+        assert (config["n_agents"], config["learning_rate"], config["vm_permutations"]) == (6, 0.001, 1)
+        assert config["phase1_steps"] == phase1["config"]["phase1_steps"] == 256  # the tiny flags win
+        assert not (run / "phase1.pt").exists()  # not trained again
+    assert phase1["config"]["learning_rate"] == 0.01  # the paper's rate in Phase I
+
+    proc = subprocess.run(["bash", "benchmark/fig9.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(env, PARTS="spread6 spread7"))
+    assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread7 (spread6 or spread8)"

@@ -230,6 +230,7 @@ class Spread:
         # observer i and target t for each of the n * n (agent, target) entries, agent-major
         self.obs_agent, self.obs_target = np.repeat(np.arange(n_agents), n_agents), np.tile(np.arange(n_agents), n_agents)
         self.centres = cell_centres(n_agents)
+        self.extent = max(1.25, np.abs(self.centres[:, 0]).max() + 0.75)  # render() shows [-extent, extent]^2
         self.rng = np.random.default_rng()
         self.t = None
 
@@ -309,7 +310,7 @@ class Spread:
         if trail is not None:
             dots = trail_discs(trail, AGENT_COLOURS[:n])
             centres, radii, colours = dots[0] + centres, dots[1] + radii, dots[2] + colours
-        return draw_discs(centres, radii, colours, extent=max(1.25, np.abs(self.centres[:, 0]).max() + 0.75))
+        return draw_discs(centres, radii, colours, extent=self.extent)
 
 
 class PushBox:

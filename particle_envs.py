@@ -57,6 +57,8 @@ def random_derangements(rng, num_envs, n):
         cells[redraw] = rng.permuted(np.tile(np.arange(n), (int(redraw.sum()), 1)), axis=1)
         redraw = (cells == np.arange(n)).any(axis=1)
     return cells
+
+
 # Discrete action index -> unit force (original MPE convention, see the module docstring).
 DISCRETE_FORCES = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
 # Push box targets: Task I left, Task II right, and the new one of Task III, as far from the box.
@@ -206,7 +208,7 @@ class Spread:
     agent starts in a cell another agent explored: a uniformly random derangement of the cells, drawn for every
     world and episode (random_derangements). Team reward per step:
     -sum over targets of the distance to the nearest agent, minus 1 per pair of colliding agents.
-    Observation of agent i: own velocity, own position, targets relative to i (quadrant order), other agents
+    Observation of agent i: own velocity, own position, targets relative to i (cell order), other agents
     relative to i sorted by heading. Dimension 4 + 2n + 2(n-1).
     """
 

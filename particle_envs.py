@@ -57,6 +57,8 @@ def random_derangements(rng, num_envs, n):
         cells[redraw] = rng.permuted(np.tile(np.arange(n), (int(redraw.sum()), 1)), axis=1)
         redraw = (cells == np.arange(n)).any(axis=1)
     return cells
+
+
 # Discrete action index -> unit force (original MPE convention, see the module docstring).
 DISCRETE_FORCES = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
 # Push box targets: Task I left, Task II right, and the new one of Task III, as far from the box.
@@ -133,15 +135,19 @@ def heading_key(dx, dy):
 def others_by_heading(pos, others, selves):
     """Positions of the other agents relative to each agent, sorted by heading: (N, n, 2) -> (N, n, n-1, 2).
 
-    `others` (n, n-1) lists agent i's others in index order and `selves` (n, n-1) repeats i. The n-1 <= 3
-    entries are sorted by an odd-even transposition network (compare-exchange with np.where; stable),
-    much faster than np.argsort on rows this short.
+    `others` (n, n-1) lists agent i's others in index order and `selves` (n, n-1) repeats i. The n-1 entries are
+    sorted by an odd-even transposition network (compare-exchange with np.where; stable), much faster than
+    np.argsort on rows this short; but its work grows as (n-1)^2, and from 5 agents a stable np.argsort is faster
+    up to about 1024 rows (worlds x agents), 4x at 16 worlds of 8 agents. Both give the same numbers.
     """
     rel = np.take(pos, others, axis=1) - np.take(pos, selves, axis=1)
     m = rel.shape[2]
     if m < 2:
         return rel
     key = heading_key(rel[..., 0], rel[..., 1])
+    if m > 3 and key.shape[0] * key.shape[1] <= 1024:
+        order = np.argsort(key, axis=-1, kind="stable")
+        return np.take_along_axis(rel, order[..., None], axis=2)
     keys = [key[:, :, c] for c in range(m)]
     xs = [rel[:, :, c, 0] for c in range(m)]
     ys = [rel[:, :, c, 1] for c in range(m)]
@@ -202,7 +208,7 @@ class Spread:
     agent starts in a cell another agent explored: a uniformly random derangement of the cells, drawn for every
     world and episode (random_derangements). Team reward per step:
     -sum over targets of the distance to the nearest agent, minus 1 per pair of colliding agents.
-    Observation of agent i: own velocity, own position, targets relative to i (quadrant order), other agents
+    Observation of agent i: own velocity, own position, targets relative to i (cell order), other agents
     relative to i sorted by heading. Dimension 4 + 2n + 2(n-1).
     """
 

@@ -61,12 +61,13 @@ def test_every_permutation_permutes_observations(n):
         assert np.array_equal(env2.observe(), obs[:, list(perm)])
 
 
+@pytest.mark.parametrize("num_envs", [100, 300])  # from 5 agents, both of others_by_heading's sorts
 @pytest.mark.parametrize("n", SPREAD_N + SPREAD_N_BEYOND)
-def test_other_agents_are_sorted_by_atan2_heading(n):
-    env = pe.make("spread", num_envs=300, n_agents=n)
+def test_other_agents_are_sorted_by_atan2_heading(n, num_envs):
+    env = pe.make("spread", num_envs=num_envs, n_agents=n)
     env.reset(seed=0)
     random_state(env, np.random.default_rng(2))
-    others = env.observe()[..., 4 + 2 * n :].reshape(300, n, n - 1, 2).astype(np.float64)
+    others = env.observe()[..., 4 + 2 * n :].reshape(num_envs, n, n - 1, 2).astype(np.float64)
     heading = np.arctan2(others[..., 1], others[..., 0])
     assert (np.diff(heading, axis=-1) >= 0).all()
     # and they are the other agents, relative to the observer
@@ -75,6 +76,17 @@ def test_other_agents_are_sorted_by_atan2_heading(n):
         order = np.argsort(np.arctan2(rel[..., 1], rel[..., 0]), axis=-1)
         expected = np.take_along_axis(rel, order[..., None], axis=1).astype(np.float32)
         assert np.array_equal(others[:, i].astype(np.float32), expected)
+
+
+@pytest.mark.parametrize("n", SPREAD_N_BEYOND)
+def test_the_two_sorts_by_heading_give_the_same_numbers(n):
+    # others_by_heading sorts up to 1024 rows (worlds x agents) by np.argsort from 5 agents, more by its network:
+    # a batch sorted in slices of 100 worlds equals the batch sorted whole, even with equal headings and positions
+    env = pe.make("spread", num_envs=1, n_agents=n)
+    pos = np.random.default_rng(4).integers(-2, 3, (1000, n, 2)) / 4  # on a coarse grid: many exact ties
+    whole = pe.others_by_heading(pos, env.others, env.selves)
+    sliced = [pe.others_by_heading(pos[k : k + 100], env.others, env.selves) for k in range(0, 1000, 100)]
+    assert np.array_equal(whole, np.concatenate(sliced))
 
 
 def test_heading_key_orders_like_atan2():

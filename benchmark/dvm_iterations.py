@@ -151,18 +151,24 @@ def write_curves(path, curves):
     plot.write_atomically(path, f.getvalue())
 
 
-def part_stats(part, steps, merge):
-    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step. The
-    curves of results/dvm_iterations_PART.csv (merge), or of the part's finished runs alone (a quick look)."""
-    root = os.path.join(OUT, "runs", f"dvm_iterations_{part}")
-    source = part_csv(part) if merge else root
+def part_curves(root, csv_path, merge):
+    """A part's Phase II curves, checked: those of its committed csv_path (merge), or of its finished runs in root alone
+    (a quick look); None where there are none. vm_permutations.py reads its parts' curves here too."""
+    source = csv_path if merge else root
     if not os.path.exists(source):
         return None
     rows = plot.read_csv(source)[1] if merge else plot.rows_from_runs(root)[1]
     if not rows:
         return None
     plot.check_curves(rows, lambda seed: source)
-    return stats_over_seeds(part, rows, steps, ITERATIONS, ("seconds", "kl_loss", "vm_loss"))
+    return rows
+
+
+def part_stats(part, steps, merge):
+    """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step. The
+    curves of results/dvm_iterations_PART.csv (merge), or of the part's finished runs alone (a quick look)."""
+    rows = part_curves(os.path.join(OUT, "runs", f"dvm_iterations_{part}"), part_csv(part), merge)
+    return None if rows is None else stats_over_seeds(part, rows, steps, ITERATIONS, ("seconds", "kl_loss", "vm_loss"))
 
 
 def stats_over_seeds(part, rows, steps, variants, keys):

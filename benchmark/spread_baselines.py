@@ -37,7 +37,8 @@ if __name__ == "__main__":
     if cli.episodes < 2 or any(n not in particle_envs.SPREAD_N_AGENTS for n in cli.n_agents):
         sys.exit(f"--episodes must be at least 2 and --n-agents in 2..8, got {cli.episodes} and {cli.n_agents}")
     print(f"spread, {cli.episodes} episodes of 25 steps per cell: mean episode return ± standard error\n")
-    print("| agents | random, Phase I starts | random, Phase II starts | no-op, Phase I starts | no-op, Phase II starts |")
+    print("| agents | random, Phase I starts | random, Phase II starts | no-op, Phase I starts "
+          "| no-op, Phase II starts |")
     print("|---|---|---|---|---|")
     for n in cli.n_agents:
         cells = []

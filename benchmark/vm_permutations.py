@@ -166,15 +166,9 @@ def write_steps(path, steps):
 def part_stats(part, steps, merge):
     """Per variant: Phase II curves and their numbers, over the seeds that have every variant and its DVM step. The
     curves of results/vm_permutations_PART.csv (merge), or of the part's finished runs alone (a quick look)."""
-    root = os.path.join(OUT, "runs", f"vm_permutations_{part}")
-    source = part_csv(part) if merge else root
-    if not os.path.exists(source):
-        return None
-    rows = plot.read_csv(source)[1] if merge else plot.rows_from_runs(root)[1]
-    if not rows:
-        return None
-    plot.check_curves(rows, lambda seed: source)
-    return dvm_iterations.stats_over_seeds(part, rows, steps, PARTS[part][2], ("seconds", "vm_loss", "vm_loss_exact"))
+    rows = dvm_iterations.part_curves(os.path.join(OUT, "runs", f"vm_permutations_{part}"), part_csv(part), merge)
+    return None if rows is None else dvm_iterations.stats_over_seeds(part, rows, steps, PARTS[part][2],
+                                                                     ("seconds", "vm_loss", "vm_loss_exact"))
 
 
 def setting(k, iterations, n_perms):

@@ -1,9 +1,11 @@
 """benchmark/fig9.sh end to end on tiny runs (beyond the paper: MADDPG on spread with 6 agents): one Phase I per seed,
-then the four methods from it at lr 1e-3 with value matching on sampled permutations, drawn like every figure."""
+then the four methods from it at lr 1e-3 with value matching on sampled permutations, drawn like every figure; and
+benchmark/spread_baselines.py, the returns its Phase I is measured against."""
 import csv
 import glob
 import os
 import subprocess
+import sys
 
 import torch
 
@@ -40,3 +42,21 @@ def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_pa
     proc = subprocess.run(["bash", "benchmark/fig9.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env=dict(env, PARTS="spread6 spread7"))
     assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread7 (spread6 or spread8)"
+
+
+def test_spread_baselines_prints_random_and_noop_returns_and_refuses_a_team_spread_lacks():
+    """benchmark/spread_baselines.py, what Fig. 9's Phase I is measured against: standing still beats random actions,
+    both get worse with more agents, and a team size spread does not have is refused in one line."""
+    proc = subprocess.run([sys.executable, "benchmark/spread_baselines.py", "--episodes", "200", "--n-agents", "2", "8"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| 2 ") or
+            line.startswith("| 8 ")]
+    means = {int(r[0]): [float(cell.split("±")[0]) for cell in r[1:]] for r in rows}
+    assert sorted(means) == [2, 8]
+    for n, (random1, random2, noop1, noop2) in means.items():
+        assert noop1 > random1 and noop2 > random2, n
+    assert all(a < b for a, b in zip(means[8], means[2]))
+    proc = subprocess.run([sys.executable, "benchmark/spread_baselines.py", "--n-agents", "9"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and "2..8" in proc.stderr

@@ -151,6 +151,21 @@ def write_curves(path, curves):
     plot.write_atomically(path, f.getvalue())
 
 
+def minus_reference(st, ref, n_seeds, rng):
+    """A table row's last two cells, a setting's Phase II AUC and final return minus the reference's with 95 % paired
+    bootstrap intervals, and whether both intervals contain 0 (None from one seed, which has no spread to resample:
+    an interval would be a point). vm_permutations.py's table uses it too."""
+    if n_seeds < 2:
+        return " one seed | one seed |", None
+    cells, contains_0 = "", True
+    for key in ("auc", "final"):
+        diffs = st[key] - ref[key]
+        lo, hi = plot.bootstrap_ci(diffs, rng)
+        cells += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+        contains_0 &= lo <= 0 <= hi
+    return cells, contains_0
+
+
 def part_curves(root, csv_path, merge):
     """A part's Phase II curves, checked: those of its committed csv_path (merge), or of its finished runs in root alone
     (a quick look); None where there are none. vm_permutations.py reads its parts' curves here too."""
@@ -228,17 +243,12 @@ if __name__ == "__main__":
                    f"{mean_std(st['start'])} | {mean_std(st['auc'])} | {mean_std(st['final'])} |")
             if variant == "dvm":
                 row += " | |"
-            elif len(seeds) < 2:  # one seed has no spread to resample: an interval would be a point
-                row += " one seed | one seed |"
             else:
-                contains_0 = True
-                for key in ("auc", "final"):
-                    diffs = st[key] - stats["dvm"][key]
-                    lo, hi = plot.bootstrap_ci(diffs, rng)
-                    row += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
-                    contains_0 &= lo <= 0 <= hi
-                chain &= contains_0
-                smallest = k if chain else smallest
+                cells, contains_0 = minus_reference(st, stats["dvm"], len(seeds), rng)
+                row += cells
+                if contains_0 is not None:
+                    chain &= contains_0
+                    smallest = k if chain else smallest
             lines.append(row)
             mean = st["curves"].mean(0)
             ax.plot(st["steps"], mean, lw=1.5, color=plot.COLOURS[variant], label=f"{k} iterations")

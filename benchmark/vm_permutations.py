@@ -210,16 +210,10 @@ if __name__ == "__main__":
                    f"{dvm_iterations.mean_std(st['final'])} |")
             if variant == "dvm":
                 row += " | |"
-            elif len(seeds) < 2:  # one seed has no spread to resample: an interval would be a point
-                row += " one seed | one seed |"
             else:
-                contains_0 = True
-                for key in ("auc", "final"):
-                    diffs = st[key] - stats["dvm"][key]
-                    lo, hi = plot.bootstrap_ci(diffs, rng)
-                    row += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
-                    contains_0 &= lo <= 0 <= hi
-                if iterations == 2048:
+                cells, contains_0 = dvm_iterations.minus_reference(st, stats["dvm"], len(seeds), rng)
+                row += cells
+                if contains_0 is not None and iterations == 2048:
                     level[k] = contains_0
             lines.append(row)
             mean = st["curves"].mean(0)

@@ -476,16 +476,18 @@ def record_moment(make, policies, moment, video_dir, seed=None):
     `video_dir/MOMENT__CONFIGURATION.gif`. Returns the paths written.
 
     make(num_envs, phase, task): the run's worlds; policies: one per team, observations -> actions. Spread: the
-    Phase I and Phase II start quadrants, played by the first team. Push box, at the end of Phase I ("phase1_end"):
-    team A on Task I and team B on Task II; later: Task III once with each of its targets.
+    Phase I and Phase II start quadrants (cells past 4 agents), played by the first team. Push box, at the end of
+    Phase I ("phase1_end"): team A on Task I and team B on Task II; later: Task III once with each of its targets.
     """
     def gif(name):
         return os.path.join(video_dir, f"{moment}__{name}.gif")
 
     title = MOMENTS[moment]
-    if isinstance(make(1, 1, 1), Spread):
+    world = make(1, 1, 1)
+    if isinstance(world, Spread):  # (the file names say quadrants for every n; past 4 agents the titles say cells)
+        cells = "quadrants" if world.n_agents <= 4 else "cells"
         return [path for p in (1, 2) for path in record_gifs(make(1, p, None), policies[0], [gif(f"phase{p}_quadrants")],
-                                                             [f"{title}  |  Phase {'I' * p} start quadrants"], seed)]
+                                                             [f"{title}  |  Phase {'I' * p} start {cells}"], seed)]
     if moment == "phase1_end":
         return [path for k, policy in enumerate(policies) for path in record_gifs(
             make(1, 1, k + 1), policy, [gif(f"team{'AB'[k]}_task{k + 1}")],

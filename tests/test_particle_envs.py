@@ -642,3 +642,15 @@ def test_particle_envs_needs_pettingzoo_only_for_parallel_env():
             "try:\n    particle_envs.parallel_env('spread')\nexcept ImportError:\n    print('ImportError')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ImportError", proc.stderr
+
+
+@pytest.mark.parametrize("n, cells", [(4, "quadrants"), (6, "cells")])
+def test_spread_videos_call_the_start_regions_quadrants_up_to_4_agents_and_cells_beyond(monkeypatch, tmp_path, n,
+                                                                                         cells):
+    titles = []
+    monkeypatch.setattr(pe, "record_gifs", lambda env, policy, paths, names, seed: titles.extend(names) or paths)
+    make = lambda num_envs, phase, task: pe.make("spread", num_envs=num_envs, n_agents=n, phase=phase)  # noqa: E731
+    paths = pe.record_moment(make, [None], "phase1_end", str(tmp_path))
+    assert titles == [f"end of Phase I  |  Phase I start {cells}", f"end of Phase I  |  Phase II start {cells}"]
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["phase1_end__phase1_quadrants.gif",
+                                                    "phase1_end__phase2_quadrants.gif"]  # names kept: fingerprinted

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from helpers import run_script
+from helpers import Forker, run_script
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,3 +28,12 @@ def spread_runs(tmp_path_factory):
             made[script] = tmp
         return made[script]
     return get
+
+
+@pytest.fixture(scope="session")
+def forked(tmp_path_factory):
+    """A Forker (helpers.py): the refusal tests' invocations of the scripts, each a child forked from one interpreter
+    with the packages loaded (started on first use, once per xdist worker)."""
+    forker = Forker(tmp_path_factory.mktemp("forked"))
+    yield forker
+    forker.close()

@@ -1,4 +1,5 @@
 """What the tests of maddpg_dvm.py and masac_dvm.py share: tiny subprocess runs and checkpoint comparisons."""
+import json
 import os
 import re
 import resource
@@ -117,3 +118,88 @@ def refused(proc, *words):
     assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), proc.stdout + proc.stderr
     for word in words:
         assert word in lines[0], (word, lines[0])
+
+
+# A refusal exits before any training, yet a fresh interpreter spends 2.5 to 4.5 s importing torch, tyro, matplotlib,
+# TensorBoard (and torch._dynamo, which torch imports at the first optimizer) before the script gets to refuse. The
+# forker imports them once and forks a child per refusal, which runs the script whole as `python SCRIPT ARGS` would
+# (runpy as __main__, its folder first on sys.path, its own cwd, environment, stdout and stderr, a SystemExit's message
+# on stderr and exit code 1, an uncaught exception's traceback): the script's own imports still run in the child, only
+# the packages are loaded already.
+FORKER = r"""
+import atexit, json, os, runpy, signal, sys, traceback
+import matplotlib, matplotlib.pyplot, numpy, torch, torch.utils.tensorboard, tyro  # noqa: F401
+import tensorboard.backend.event_processing.event_accumulator  # noqa: F401
+import torch._dynamo  # noqa: F401  (torch imports it at the first optimizer a script makes, 2 s more)
+print("ready", flush=True)
+for line in sys.stdin:
+    argv, cwd, env, out, err, timeout = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                                (2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+            f = os.open(path, flags, 0o644)
+            os.dup2(f, fd)
+            os.close(f)
+        signal.alarm(timeout)
+        sys.argv = argv
+        sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+            code = 0
+        except SystemExit as e:
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, int) and e.code is not None:
+                print(e.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code & 0xFF)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+class Forker:
+    """Runs a script to its refusal in a child forked from one interpreter that has the packages loaded (FORKER): the
+    refusal tests' invocations, at a tenth of a fresh interpreter's cost. For refusals only: a run that trains, draws
+    or is signalled goes through subprocess, as the user starts it."""
+
+    def __init__(self, folder):
+        self.folder, self.proc, self.count = folder, None, 0
+
+    def run(self, args, cwd=ROOT, env=None, timeout=300):
+        """subprocess.run([sys.executable, *args], capture_output=True, text=True, ...) by a forked child."""
+        if self.proc is None:
+            self.proc = subprocess.Popen([sys.executable, "-c", FORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         text=True, cwd=ROOT)
+            assert self.proc.stdout.readline() == "ready\n", "the forker did not start"
+        self.count += 1
+        out, err = (os.path.join(self.folder, f"{self.count}.{name}") for name in ("stdout", "stderr"))
+        args = [str(a) for a in args]
+        self.proc.stdin.write(json.dumps([args, str(cwd), dict(os.environ if env is None else env), out, err,
+                                          timeout]) + "\n")
+        self.proc.stdin.flush()
+        code = self.proc.stdout.readline()
+        assert code, "the forker ended"
+        with open(out) as o, open(err) as e:
+            return subprocess.CompletedProcess(args, int(code), o.read(), e.read())
+
+    def run_script(self, script, tmp_path, *flags):
+        """run_script(script, tmp_path, *flags, check=False), forked."""
+        return self.run([os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags])
+
+    def script(self, name, out, *args):
+        """script(name, out, *args), forked (no file-size limit: the child's stdout and stderr are files, which it would
+        cut, where a subprocess's are pipes)."""
+        return self.run([os.path.join(ROOT, "benchmark", name), *args], env=dict(os.environ, BENCHMARK_OUT=str(out)))
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)

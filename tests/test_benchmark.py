@@ -39,18 +39,18 @@ def test_scripted_pushers_cooperation_pays_only_together_under_the_literal_rule(
     assert mean["both", 1] == mean["both", 0] < mean["both", 2] - 0.5
 
 
-def test_render_policy_refuses_what_it_cannot_draw(tmp_path):
+def test_render_policy_refuses_what_it_cannot_draw(tmp_path, forked):
     script = os.path.join(ROOT, "benchmark", "render_policy.py")
     torch.save({"weights": 1}, tmp_path / "phase2.pt")
     torch.save({"algorithm": "maddpg_dvm", "kind": "best"}, tmp_path / "model.pt")
     for path, message in ((tmp_path / "phase2.pt", "is not a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac"),
                           (tmp_path / "model.pt", "is not a phase1.pt, dvm.pt or phase2.pt of maddpg_dvm.py or masac"),
                           (tmp_path / "missing" / "dvm.pt", "does not exist")):
-        proc = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        proc = forked.run([script, path])
         assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_render_policy_writes_over_no_file_and_refuses_a_bad_out_or_seed(spread_runs, tmp_path):
+def test_render_policy_writes_over_no_file_and_refuses_a_bad_out_or_seed(spread_runs, tmp_path, forked):
     script = os.path.join(ROOT, "benchmark", "render_policy.py")
     run = tmp_path / "run"
     run.mkdir()
@@ -71,7 +71,7 @@ def test_render_policy_writes_over_no_file_and_refuses_a_bad_out_or_seed(spread_
     before = files(run)
     for args, words in ((["--seed", 7, "--out", run / "videos"], f"{run / 'videos'} holds phase2_end__"),
                         (["--out", run / "phase2.pt"], "--out"), (["--seed", -1], "--seed -1")):
-        proc = render(*args)
+        proc = forked.run([script, run / "phase2.pt", *args])  # (refused before it draws)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode != 0 and len(lines) == 1 and words in lines[0], proc.stderr
     assert files(run) == before

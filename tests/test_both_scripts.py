@@ -152,14 +152,14 @@ def test_divergence_in_phase1_writes_no_checkpoint(script, tmp_path):
     assert not list((tmp_path / "again").glob("*.pt*"))
 
 
-def test_a_run_never_writes_into_another_runs_folder(script, spread_run, tmp_path):
+def test_a_run_never_writes_into_another_runs_folder(script, spread_run, tmp_path, forked):
     # a folder with another run's checkpoint or events is refused in one line, and nothing in it is touched
     for name in ("phase1.pt", "events.out.tfevents.1.host", "dvm.pt.tmp123"):
         (tmp_path / "taken").mkdir(exist_ok=True)
         for old in (tmp_path / "taken").iterdir():
             old.unlink()
         (tmp_path / "taken" / name).write_bytes(b"someone else's")
-        proc = run_script(script, tmp_path, "--run-name", "taken", check=False)
+        proc = forked.run_script(script, tmp_path, "--run-name", "taken")
         assert proc.returncode != 0 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
         assert f"holds another run's files ({name})" in proc.stderr, proc.stderr
         assert [p.name for p in (tmp_path / "taken").iterdir()] == [name]
@@ -180,7 +180,7 @@ class RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
-def test_no_checkpoint_loader_runs_code_or_reads_a_broken_file(script, spread_run, tmp_path):
+def test_no_checkpoint_loader_runs_code_or_reads_a_broken_file(script, spread_run, tmp_path, forked):
     full = spread_run / "full"
     marker = tmp_path / "code_ran"
     hostile = tmp_path / "hostile" / "phase1.pt"
@@ -191,16 +191,15 @@ def test_no_checkpoint_loader_runs_code_or_reads_a_broken_file(script, spread_ru
     phase1 = ["--phase1-checkpoint", str(full / "phase1.pt")]
     for bad in (hostile, tmp_path / "empty.pt", tmp_path / "truncated.pt"):
         for flags in (["--phase1-checkpoint", str(bad)], [*phase1, "--dvm-checkpoint", str(bad)]):
-            proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
+            proc = forked.run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags)
             assert proc.returncode != 0 and "Traceback" not in proc.stderr and "phase " not in proc.stdout
             assert proc.stderr.count("\n") == 1 and f"error: cannot read {str(bad)!r} as a checkpoint" in proc.stderr
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmark", "render_policy.py"), str(bad)],
-                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        proc = forked.run([os.path.join(ROOT, "benchmark", "render_policy.py"), str(bad)])
         assert proc.returncode != 0 and "Traceback" not in proc.stderr and "error: cannot read" in proc.stderr
     assert not marker.exists()
 
 
-def test_every_checkpoint_says_what_it_is_and_loaders_refuse_the_wrong_kind(script, spread_run, tmp_path):
+def test_every_checkpoint_says_what_it_is_and_loaders_refuse_the_wrong_kind(script, spread_run, tmp_path, forked):
     full, algorithm = spread_run / "full", script[:-3]
     for name, kind in (("phase1.pt", "phase1"), ("dvm.pt", "dvm"), ("phase2.pt", "phase2")):
         checkpoint = torch.load(full / name, map_location="cpu", weights_only=True)  # plain data: no code can run
@@ -211,7 +210,7 @@ def test_every_checkpoint_says_what_it_is_and_loaders_refuse_the_wrong_kind(scri
                            (["--phase1-checkpoint", str(full / "dvm.pt")], f"Phase I checkpoint (it holds: {algorithm}, "
                             "DVM step)"),
                            ([*phase1, "--dvm-checkpoint", str(full / "phase1.pt")], "DVM step checkpoint")):
-        proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
+        proc = forked.run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags)
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and "phase " not in proc.stdout
 
@@ -344,7 +343,7 @@ def test_dvm_checkpoint_gives_the_same_phase2_without_the_dvm_step(script, sprea
     assert saved["phase1_sha256"] == load(full / "dvm.pt")["phase1_sha256"] == digest
 
 
-def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
+def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path, forked):
     full = spread_run / "full"
     saved = load(full / "dvm.pt")
     torch.save({**saved, "phase1_eval_return": saved["phase1_eval_return"] + 1}, tmp_path / "other_phase1.pt")
@@ -366,7 +365,7 @@ def test_dvm_checkpoint_of_another_run_is_refused(script, spread_run, tmp_path):
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "older.pt")], "DVM step checkpoint (it holds: "),
             ([*phase1, "--dvm-checkpoint", str(tmp_path / "none.pt")], "does not exist"),
             (["--dvm-checkpoint", str(full / "dvm.pt")], "--dvm-checkpoint needs the --phase1-checkpoint")):
-        proc = run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags, check=False)
+        proc = forked.run_script(script, tmp_path, "--n-agents", "3", "--seed", "3", *flags)
         assert proc.returncode != 0 and message in proc.stderr, (flags, proc.stderr)
         assert "Traceback" not in proc.stderr and "phase " not in proc.stdout
     # a dvm.pt saved before dvm.pt held the sha256 is matched by its Phase I's step and return alone, as it was then
@@ -447,8 +446,8 @@ def test_update_steps_are_those_after_which_the_loop_finds_the_buffer_ready(scri
     (["--seed", "-1"], "--seed must not be negative"),
     (["--runs-dir", "/dev/null"], "cannot write the run folder"),
 ])
-def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path, flags, message):
-    proc = run_script(script, tmp_path, *flags, check=False)
+def test_flag_values_out_of_range_are_one_line_before_any_work(script, tmp_path, flags, message, forked):
+    proc = forked.run_script(script, tmp_path, *flags)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "phase 1" not in proc.stdout
     assert not list(tmp_path.iterdir())  # nothing written
@@ -646,7 +645,7 @@ def test_vm_permutations_zero_is_the_exact_sum_and_k_draws(script, monkeypatch, 
     (["--vm-permutations", "7"], "--vm-permutations must be in [0, 6]"),
     (["--n-agents", "8"], "cannot finish in reasonable time: sample them with --vm-permutations K (for example 8)"),
 ])
-def test_vm_permutations_out_of_range_is_one_line_before_any_work(script, tmp_path, flags, message):
-    proc = run_script(script, tmp_path, "--n-agents", "3", *flags, check=False)
+def test_vm_permutations_out_of_range_is_one_line_before_any_work(script, tmp_path, flags, message, forked):
+    proc = forked.run_script(script, tmp_path, "--n-agents", "3", *flags)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and not list(tmp_path.iterdir())

@@ -67,7 +67,7 @@ def test_dvm_iterations_parts_run_every_count_and_compare_it_with_2048(tmp_path)
     assert {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()} == before
 
 
-def test_the_committed_ablation_redraws_as_committed_and_bad_files_are_refused_in_one_line(tmp_path):
+def test_the_committed_ablation_redraws_as_committed_and_bad_files_are_refused_in_one_line(tmp_path, forked):
     # a typo among the parts is refused before any part trains (it was found after an hour of fig4a)
     proc = subprocess.run(["bash", "benchmark/dvm_iterations.sh"], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, BENCHMARK_OUT=str(tmp_path), PARTS="fig4a bogus"), timeout=60)
@@ -96,7 +96,7 @@ def test_the_committed_ablation_redraws_as_committed_and_bad_files_are_refused_i
                                 (losses, png, "")):
         saved = path.read_bytes()
         path.write_bytes(broken if isinstance(broken, bytes) else "\n".join(broken).encode() + b"\n")
-        refused(script("dvm_iterations.py", tmp_path, "--merge"), str(path), words)
+        refused(forked.script("dvm_iterations.py", tmp_path, "--merge"), str(path), words)
         path.write_bytes(saved)
     assert files(tmp_path) == before
 

@@ -126,7 +126,7 @@ def fig8_runs(out):
     return seed
 
 
-def test_fig8_reads_checkpoints_safely_and_refuses_the_wrong_kind_in_one_line(tmp_path):
+def test_fig8_reads_checkpoints_safely_and_refuses_the_wrong_kind_in_one_line(tmp_path, forked):
     seed = fig8_runs(tmp_path)
     proc = script("fig8.py", tmp_path, "f8")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -143,7 +143,7 @@ def test_fig8_reads_checkpoints_safely_and_refuses_the_wrong_kind_in_one_line(tm
     files, marker = hostile_files(tmp_path, genuine)
     for name, path, message in files:
         shutil.copy(path, genuine)
-        proc = script("fig8.py", tmp_path, "f8")
+        proc = forked.script("fig8.py", tmp_path, "f8")
         refused(proc, str(genuine), message)
         assert not marker.exists(), f"{name}: the checkpoint's code ran"
     assert not (tmp_path / "images" / "f8.png").exists()
@@ -151,31 +151,32 @@ def test_fig8_reads_checkpoints_safely_and_refuses_the_wrong_kind_in_one_line(tm
 
     # a checkpoint of another kind, another script, or another domain where Fig. 8 reads one
     checkpoint(seed / "dvm" / "dvm.pt", "phase2", hidden_dim=16)
-    refused(script("fig8.py", tmp_path, "f8"), "dvm.pt is a Phase II (phase2.pt) checkpoint", "DVM step (dvm.pt)")
+    refused(forked.script("fig8.py", tmp_path, "f8"), "dvm.pt is a Phase II (phase2.pt) checkpoint",
+            "DVM step (dvm.pt)")
     checkpoint(seed / "dvm" / "dvm.pt", "dvm", algorithm="masac_dvm", hidden_dim=16)
-    refused(script("fig8.py", tmp_path, "f8"), "is not a checkpoint of maddpg_dvm.py")
+    refused(forked.script("fig8.py", tmp_path, "f8"), "is not a checkpoint of maddpg_dvm.py")
     checkpoint(seed / "dvm" / "dvm.pt", "dvm", teams=[networks(hidden=16)], hidden_dim=32)  # not what its config says
-    refused(script("fig8.py", tmp_path, "f8"), "does not hold the networks")
+    refused(forked.script("fig8.py", tmp_path, "f8"), "does not hold the networks")
     (seed / "dvm" / "dvm.pt").unlink()
-    refused(script("fig8.py", tmp_path, "f8"), "dvm.pt does not exist")
+    refused(forked.script("fig8.py", tmp_path, "f8"), "dvm.pt does not exist")
     assert not (tmp_path / "images" / "f8.png").exists()
 
 
-def test_push_box_exploration_reads_a_phase1_checkpoint_safely_or_refuses_it_in_one_line(tmp_path):
+def test_push_box_exploration_reads_a_phase1_checkpoint_safely_or_refuses_it_in_one_line(tmp_path, forked):
     teams = [networks(obs_dim=12), networks(obs_dim=12)]
     genuine = checkpoint(tmp_path / "box" / "phase1.pt", "phase1", teams=teams, domain="push_box", hidden_dim=16)
     files, marker = hostile_files(tmp_path, genuine)
     for name, path, message in files:
-        refused(script("push_box_exploration.py", tmp_path, path), str(path), message)
+        refused(forked.script("push_box_exploration.py", tmp_path, path), str(path), message)
         assert not marker.exists(), f"{name}: the checkpoint's code ran"
     # refused before the rollouts: no line of them
     wrong = checkpoint(tmp_path / "box" / "phase2.pt", "phase2", teams=teams, domain="push_box", hidden_dim=16)
-    proc = script("push_box_exploration.py", tmp_path, wrong)
+    proc = forked.script("push_box_exploration.py", tmp_path, wrong)
     refused(proc, "is a Phase II (phase2.pt) checkpoint", "Phase I (phase1.pt)")
     assert proc.stdout == ""
     spread = checkpoint(tmp_path / "spread" / "phase1.pt", "phase1", hidden_dim=16)
-    refused(script("push_box_exploration.py", tmp_path, spread), "needs a push_box run's phase1.pt")
-    refused(script("push_box_exploration.py", tmp_path, tmp_path / "missing.pt"), "does not exist")
+    refused(forked.script("push_box_exploration.py", tmp_path, spread), "needs a push_box run's phase1.pt")
+    refused(forked.script("push_box_exploration.py", tmp_path, tmp_path / "missing.pt"), "does not exist")
 
 
 # ---------------------------------------------------------------------------------------------------- the CSV
@@ -246,48 +247,49 @@ MALFORMED = {  # what breaks the hand-made CSV -> the line named in the refusal
 
 
 @pytest.mark.parametrize("case", MALFORMED)
-def test_a_malformed_csv_is_refused_in_one_line_naming_file_and_line(tmp_path, case):
+def test_a_malformed_csv_is_refused_in_one_line_naming_file_and_line(tmp_path, case, forked):
     path = hand_csv(tmp_path)
     edit, line, words = MALFORMED[case]
     path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
     text = path.read_text()
-    refused(script("plot.py", tmp_path, "hand"), f"{path}, line {line}:", words)
+    refused(forked.script("plot.py", tmp_path, "hand"), f"{path}, line {line}:", words)
     nothing_written(tmp_path, "hand", text)
 
 
-def test_a_binary_file_as_csv_is_refused_in_one_line(tmp_path):
+def test_a_binary_file_as_csv_is_refused_in_one_line(tmp_path, forked):
     path = tmp_path / "results" / "hand.csv"
     path.parent.mkdir()
     shutil.copy(os.path.join(ROOT, "benchmark", "images", "fig4a.png"), path)
-    refused(script("plot.py", tmp_path, "hand"), f"{path}, line 1: not text")
+    refused(forked.script("plot.py", tmp_path, "hand"), f"{path}, line 1: not text")
     path.write_bytes(b"# command: x\n" + HEADER.encode() + b"\n1,phase1,0\x00\x01,1,-10,,,,,\n")
-    refused(script("plot.py", tmp_path, "hand"), f"{path}, line 3: not text")
+    refused(forked.script("plot.py", tmp_path, "hand"), f"{path}, line 3: not text")
     nothing_written(tmp_path, "hand")
 
 
-def test_a_csv_without_its_command_is_refused(tmp_path):
+def test_a_csv_without_its_command_is_refused(tmp_path, forked):
     # (--extra and merging compare with the command; plot.py wrote "# command: None" back, --extra had a traceback)
     path = hand_csv(tmp_path, head=["# piece: seeds 1 2, wall time 120 s", HEADER])
-    refused(script("plot.py", tmp_path, "hand"), f"{path}: no '# command: ...' line")
+    refused(forked.script("plot.py", tmp_path, "hand"), f"{path}: no '# command: ...' line")
     nothing_written(tmp_path, "hand", path.read_text())
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
-def test_a_non_finite_return_is_refused_naming_seed_and_method(tmp_path, value):
+def test_a_non_finite_return_is_refused_naming_seed_and_method(tmp_path, value, forked):
     path = hand_csv(tmp_path)
     lines = path.read_text().splitlines()
     at = lines.index("2,dvm,8000,2,-6,,,,,")
     lines[at] = f"2,dvm,8000,2,{value},,,,,"
     path.write_text("\n".join(lines) + "\n")
-    refused(script("plot.py", tmp_path, "hand"), "seed 2, DVM (dvm)", f"is {float(value)} at step 8000", str(path))
+    refused(forked.script("plot.py", tmp_path, "hand"), "seed 2, DVM (dvm)", f"is {float(value)} at step 8000",
+            str(path))
     nothing_written(tmp_path, "hand", path.read_text())
 
 
-def test_curves_of_unequal_length_are_refused(tmp_path):
+def test_curves_of_unequal_length_are_refused(tmp_path, forked):
     path = hand_csv(tmp_path)
     lines = [line for line in path.read_text().splitlines() if line != "2,none,12000,2,-10,,,,,"]  # cut short
     path.write_text("\n".join(lines) + "\n")
-    refused(script("plot.py", tmp_path, "hand"), "seed 2, No DVM (none): 10 evaluations where seed 1 has 11")
+    refused(forked.script("plot.py", tmp_path, "hand"), "seed 2, No DVM (none): 10 evaluations where seed 1 has 11")
     nothing_written(tmp_path, "hand", path.read_text())
 
 
@@ -346,14 +348,14 @@ def test_each_runs_duration_goes_into_the_csv_and_the_cost_in_core_minutes(tmp_p
     assert "4 seeds, wall time 30 min in 3 pieces;" in (tmp_path / "results" / "cost.md").read_text()
 
 
-def test_a_diverged_or_doubled_run_of_the_figure_is_refused_before_anything_is_written(tmp_path):
+def test_a_diverged_or_doubled_run_of_the_figure_is_refused_before_anything_is_written(tmp_path, forked):
     root = fake_runs(tmp_path, "div", (1, 2), ("none", "dvm"), dvm_return=float("nan"))
-    refused(script("plot.py", tmp_path, "div"), "seed 1, DVM (dvm): eval/return is nan", str(root))
+    refused(forked.script("plot.py", tmp_path, "div"), "seed 1, DVM (dvm): eval/return is nan", str(root))
     nothing_written(tmp_path, "div")
     shutil.rmtree(root)
     root = fake_runs(tmp_path, "div", (1, 2), ("none", "dvm"))
     write_events(root / "seed2" / "dvm", (), PHASE2)  # a second run wrote into the folder
-    refused(script("plot.py", tmp_path, "div"), f"{root / 'seed2' / 'dvm'} holds 2 TensorBoard event files")
+    refused(forked.script("plot.py", tmp_path, "div"), f"{root / 'seed2' / 'dvm'} holds 2 TensorBoard event files")
     nothing_written(tmp_path, "div")
 
 
@@ -383,13 +385,13 @@ def test_a_quick_look_leaves_the_committed_results_alone_and_merge_says_which_re
     assert "3 seeds, wall time 20 min in 2 pieces;" in (tmp_path / "results" / "ql.md").read_text()
 
 
-def test_merging_never_drops_the_committed_curves_of_a_method_not_run_again(tmp_path):
+def test_merging_never_drops_the_committed_curves_of_a_method_not_run_again(tmp_path, forked):
     fake_runs(tmp_path, "drop", (1, 2), ("none", "dvm"))
     assert script("plot.py", tmp_path, "drop").returncode == 0
     shutil.rmtree(tmp_path / "runs" / "drop")  # (the README's way to start a figure over) and fewer variants
     fake_runs(tmp_path, "drop", (1, 2), ("dvm",))
     committed = files(tmp_path / "results")
-    refused(script("plot.py", tmp_path, "drop", "--merge"), "results/drop.csv holds No DVM (none), which",
+    refused(forked.script("plot.py", tmp_path, "drop", "--merge"), "results/drop.csv holds No DVM (none), which",
             "has not run: merging would drop those curves")
     assert files(tmp_path / "results") == committed
 
@@ -404,23 +406,23 @@ def test_a_failed_write_leaves_the_committed_csv_whole_and_says_so_in_one_line(t
     assert files(tmp_path) == before  # (no temporary file left either)
 
 
-def test_duplicate_evaluations_a_phase2_of_one_evaluation_and_a_csv_of_another_script_are_refused(tmp_path):
+def test_duplicate_evaluations_a_phase2_of_one_evaluation_and_a_csv_of_another_script_are_refused(tmp_path, forked):
     path = hand_csv(tmp_path)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines + ["1,dvm,8000,2,-7,,,,,", "2,dvm,8000,2,-7,,,,,"]) + "\n")  # a second step 8000
-    refused(script("plot.py", tmp_path, "hand"), "seed 1, DVM (dvm): two evaluations at step 8000", str(path))
+    refused(forked.script("plot.py", tmp_path, "hand"), "seed 1, DVM (dvm): two evaluations at step 8000", str(path))
     nothing_written(tmp_path, "hand", path.read_text())
     path.write_text("\n".join(line for line in lines if ",2," not in line or ",2000,2," in line) + "\n")
-    refused(script("plot.py", tmp_path, "hand"), "No DVM (none): 1 Phase II evaluation, the table needs two")
+    refused(forked.script("plot.py", tmp_path, "hand"), "No DVM (none): 1 Phase II evaluation, the table needs two")
     nothing_written(tmp_path, "hand", path.read_text())
     # a maddpg_dvm.py CSV copied to the name of a MA-SAC figure
     path = hand_csv(tmp_path, fig="fig5a", command="maddpg_dvm.py --n-agents 2")
-    refused(script("plot.py", tmp_path, "fig5a"), f"{path} holds curves of maddpg_dvm.py, Fig. 5a: MA-SAC, spread, 2 "
-            "agents is one of masac_dvm.py")
+    refused(forked.script("plot.py", tmp_path, "fig5a"), f"{path} holds curves of maddpg_dvm.py, Fig. 5a: MA-SAC, "
+            "spread, 2 agents is one of masac_dvm.py")
     nothing_written(tmp_path, "fig5a", path.read_text())
 
 
-def test_broken_run_folders_are_refused_in_one_line_before_anything_is_written(tmp_path):
+def test_broken_run_folders_are_refused_in_one_line_before_anything_is_written(tmp_path, forked):
     root = fake_runs(tmp_path, "brk", (1,), ("none", "dvm"))
     (root / "seed1.bak").mkdir()  # a copy left beside the seeds is no seed
     proc = script("plot.py", tmp_path, "brk")
@@ -428,15 +430,15 @@ def test_broken_run_folders_are_refused_in_one_line_before_anything_is_written(t
     for folder in ("results", "images"):
         shutil.rmtree(tmp_path / folder)
     (root / "wall_time.txt").write_text("")  # (an older run.py on a full disk left it empty)
-    refused(script("plot.py", tmp_path, "brk"), f"{root / 'wall_time.txt'}: not a duration in seconds")
+    refused(forked.script("plot.py", tmp_path, "brk"), f"{root / 'wall_time.txt'}: not a duration in seconds")
     (root / "wall_time.txt").write_text("600.0\n")
     (root / "command.txt").unlink()
-    refused(script("plot.py", tmp_path, "brk"), f"{root} has no command.txt")
+    refused(forked.script("plot.py", tmp_path, "brk"), f"{root} has no command.txt")
     # a figure whose Phase I came from another figure (--phase1-from), that figure deleted since
     branch = fake_runs(tmp_path, "brn", (1,), ("dvm",))
     (branch / "seed1" / "dvm" / "phase1.pt").unlink()
     (branch / "phase1_from.txt").write_text("gone\n")
-    refused(script("plot.py", tmp_path, "brn"), f"{tmp_path / 'runs' / 'gone'}/seed1 holds 0 Phase I runs")
+    refused(forked.script("plot.py", tmp_path, "brn"), f"{tmp_path / 'runs' / 'gone'}/seed1 holds 0 Phase I runs")
     assert not (tmp_path / "results").exists() and not (tmp_path / "images").exists()
 
 
@@ -462,7 +464,7 @@ def extra_run(folder, algorithm="maddpg_dvm", phase2=PHASE2, finished=True, **se
     return folder
 
 
-def test_extra_runs_that_do_not_fit_the_figure_are_refused_before_anything_is_written(tmp_path):
+def test_extra_runs_that_do_not_fit_the_figure_are_refused_before_anything_is_written(tmp_path, forked):
     path = hand_csv(tmp_path, command=COMMAND)
     text = path.read_text()
     mine = tmp_path / "mine"
@@ -489,7 +491,7 @@ def test_extra_runs_that_do_not_fit_the_figure_are_refused_before_anything_is_wr
     shutil.copy(files[0][1], bad / "hostile" / "phase2.pt")
     cases.append((bad / "hostile", "refused unread"))
     for folder, message in cases:
-        refused(script("plot.py", tmp_path, "hand", "--extra", f"{folder}:theirs"), message)
+        refused(forked.script("plot.py", tmp_path, "hand", "--extra", f"{folder}:theirs"), message)
         nothing_written(tmp_path, "hand", text)
     assert not marker.exists()
 

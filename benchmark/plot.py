@@ -496,7 +496,8 @@ def draw(path, fig_name, n_seeds, phase1, stats, extras):
     ax.text(steps1[-1], ax.get_ylim()[0], " DVM step", va="bottom", fontsize=8)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
-    ax.set_title(f"{title(fig_name)} ({n_seeds})", fontsize=10)
+    text = f"{title(fig_name)} ({n_seeds})"
+    ax.set_title(text if len(text) <= 70 else text.replace(": ", ":\n", 1), fontsize=10)  # long ones on two lines
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     png = io.BytesIO()

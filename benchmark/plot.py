@@ -505,6 +505,19 @@ def draw(path, fig_name, n_seeds, phase1, stats, extras):
     write_atomically(path, png.getvalue())
 
 
+def dvm_minus(stats, rng):
+    """{(variant, "auc" or "final"): (mean, low, high)}: DVM minus every other variant, paired over seeds (the seeds
+    share their Phase I), with its 95 % bootstrap interval; empty without DVM. The draws go variant by variant in
+    stats' order, so every reader of a figure (its table, team_sizes.py) gets the same intervals."""
+    intervals = {}
+    for v, s in stats.items():
+        if v != "dvm" and "dvm" in stats:
+            for key in ("auc", "final"):
+                diffs = stats["dvm"][key] - s[key]
+                intervals[v, key] = (diffs.mean(), *bootstrap_ci(diffs, rng))
+    return intervals
+
+
 def table(fig_name, summary, phase1_rows, seeds, stats, extras):
     """The lines of results/FIG.md; summary: the line of seeds, cost and files under the title."""
     rng = np.random.default_rng(0)
@@ -520,14 +533,13 @@ def table(fig_name, summary, phase1_rows, seeds, stats, extras):
              "| method | right after DVM | lowest, first 5k steps | Phase II AUC (mean return) | final return | "
              "DVM minus method, AUC (95 % CI) | DVM minus method, final (95 % CI) |",
              "|---|---|---|---|---|---|---|"]
+    intervals = dvm_minus(stats, rng)
     for v, s in stats.items():
         row = f"| {NAMES[v]} | {s['start'].mean():.2f} ± {s['start'].std():.2f} | {s['low']:.2f} | " \
               f"{s['auc'].mean():.2f} ± {s['auc'].std():.2f} | {s['final'].mean():.2f} ± {s['final'].std():.2f} |"
-        if v != "dvm" and "dvm" in stats:
-            for key in ("auc", "final"):  # paired over seeds: the seeds share their Phase I
-                diffs = stats["dvm"][key] - s[key]
-                lo, hi = bootstrap_ci(diffs, rng)
-                row += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+        if (v, "auc") in intervals:
+            for key in ("auc", "final"):
+                row += " {:+.2f} [{:+.2f}, {:+.2f}] |".format(*intervals[v, key])
         else:
             row += " | |"
         lines.append(row)

@@ -51,12 +51,7 @@ def answer(fig_name, n):
     missing = [v for v in ("dvm", *BASELINES) if v not in stats]
     if missing:
         plot.fail(f"results/{fig_name}.csv has no curves of {', '.join(map(plot.method, missing))}")
-    rng, intervals = np.random.default_rng(0), {}
-    for v in stats:  # plot.table's order of draws, so each interval is the one in the figure's own table
-        if v != "dvm":
-            for key in ("auc", "final"):
-                diffs = stats["dvm"][key] - stats[v][key]
-                intervals[v, key] = diffs.mean(), *plot.bootstrap_ci(diffs, rng)
+    intervals = plot.dvm_minus(stats, np.random.default_rng(0))  # plot.table's seed: the figure's own intervals
     best = max(BASELINES, key=lambda v: stats[v]["auc"].mean())
     phase1_end = plot.curve_array([r for r in rows if r["variant"] == "phase1"])[1][:, -1]
     k = int(flag(command, "--vm-permutations", "0"))

@@ -151,6 +151,30 @@ def write_curves(path, curves):
     plot.write_atomically(path, f.getvalue())
 
 
+def write_study(name, lines, fig, merge, quick_look, csvs):
+    """The last step of this study and of vm_permutations.py: NAME.md (lines, the picture's link appended), NAME.png
+    (fig) and the CSVs ({file name: function writing it at a path}) into results/ and images/ (merge), or all into
+    quick_look (a quick look of the runs alone); each file whole or as it was, a failure refused in one line. The
+    table goes to stdout."""
+    folder, images = (os.path.join(OUT, "results"), os.path.join(OUT, "images")) if merge else (quick_look, quick_look)
+    lines.append(f"![{name}]({'images/' if merge else ''}{name}.png)")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    try:  # each file whole or as it was (a full disk, a read-only folder)
+        for path in (folder, images):
+            os.makedirs(path, exist_ok=True)
+        for csv_name, write in csvs.items():
+            write(os.path.join(folder, csv_name))
+        plot.write_atomically(os.path.join(images, f"{name}.png"), png.getvalue())
+        plot.write_atomically(os.path.join(folder, f"{name}.md"), "\n".join(lines) + "\n")
+    except OSError as e:
+        plot.fail(str(e) if e.strerror is None else f"cannot write in {folder} ({e.strerror})")
+    print("\n".join(lines))
+    if not merge:
+        print(f"{name}: a quick look at the runs in {os.path.join(OUT, 'runs')}, in {quick_look}; results/ is left as "
+              f"it was: run again with MERGE=1 ({name}.py --merge) to merge them into it")
+
+
 def minus_reference(st, ref, n_seeds, rng):
     """A table row's last two cells, a setting's Phase II AUC and final return minus the reference's with 95 % paired
     bootstrap intervals, and whether both intervals contain 0 (None from one seed, which has no spread to resample:
@@ -250,20 +274,14 @@ if __name__ == "__main__":
                     chain &= contains_0
                     smallest = k if chain else smallest
             lines.append(row)
-            mean = st["curves"].mean(0)
-            ax.plot(st["steps"], mean, lw=1.5, color=plot.COLOURS[variant], label=f"{k} iterations")
-            ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
-                            color=plot.COLOURS[variant], alpha=0.15)
+            plot.band(ax, st["steps"], st["curves"], plot.COLOURS[variant], label=f"{k} iterations")
             for loss_ax, key in ((ax_vm, "vm_loss"), (ax_kl, "kl_loss")):
                 loss_ax.plot(k, st[key].mean(), "o", color=plot.COLOURS[variant], label=f"end of the {k}-iteration step")
         points = sorted(set.intersection(*(set(curves.get((part, s), {})) for s in seeds)))
         for loss_ax, key, name in ((ax_vm, "vm_loss", "value matching, Eq. (6)"), (ax_kl, "kl_loss", "KL, Eq. (3)")):
             if points:
                 values = np.array([[curves[part, s][k][key] for k in points] for s in seeds])
-                mean = values.mean(0)
-                loss_ax.plot(points, mean, lw=1.2, color=plot.COLOURS["dvm"], label="2048-iteration step")
-                loss_ax.fill_between(points, mean - values.std(0) / 2, mean + values.std(0) / 2,
-                                     color=plot.COLOURS["dvm"], alpha=0.15)
+                plot.band(loss_ax, points, values, plot.COLOURS["dvm"], lw=1.2, label="2048-iteration step")
             loss_ax.set_xscale("log", base=2)
             loss_ax.set_yscale("log")
             loss_ax.set_xlabel("DVM iteration")
@@ -286,20 +304,6 @@ if __name__ == "__main__":
         ax.set_ylabel("evaluation return")
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    folder, images = (os.path.join(OUT, "results"), os.path.join(OUT, "images")) if merge else (QUICK_LOOK, QUICK_LOOK)
-    lines.append(f"![dvm_iterations]({'images/' if merge else ''}dvm_iterations.png)")
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110)
-    try:  # each file whole or as it was (a full disk, a read-only folder)
-        for path in (folder, images):
-            os.makedirs(path, exist_ok=True)
-        write_steps(os.path.join(folder, "dvm_iterations_steps.csv"), steps)
-        write_curves(os.path.join(folder, "dvm_iterations_losses.csv"), curves)
-        plot.write_atomically(os.path.join(images, "dvm_iterations.png"), png.getvalue())
-        plot.write_atomically(os.path.join(folder, "dvm_iterations.md"), "\n".join(lines) + "\n")
-    except OSError as e:
-        plot.fail(str(e) if e.strerror is None else f"cannot write in {folder} ({e.strerror})")
-    print("\n".join(lines))
-    if not merge:
-        print(f"dvm_iterations: a quick look at the runs in {os.path.join(OUT, 'runs')}, in {QUICK_LOOK}; results/ is "
-              "left as it was: run again with MERGE=1 (dvm_iterations.py --merge) to merge them into it")
+    write_study("dvm_iterations", lines, fig, merge, QUICK_LOOK,
+                {"dvm_iterations_steps.csv": lambda path: write_steps(path, steps),
+                 "dvm_iterations_losses.csv": lambda path: write_curves(path, curves)})

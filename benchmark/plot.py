@@ -472,26 +472,28 @@ def cost_text(pieces, durations, runs):
     return text + (f" in {len(pieces)} pieces" if len(pieces) > 1 else "")
 
 
+def band(ax, steps, curves, colour, alpha=0.15, lw=1.5, **style):
+    """curves (seeds x points) on ax: their mean as a line, mean +- 1/2 std over seeds as a band; style (label, ls) is
+    the line's."""
+    mean, std = curves.mean(0), curves.std(0)
+    ax.plot(steps, mean, color=colour, lw=lw, **style)
+    ax.fill_between(steps, mean - std / 2, mean + std / 2, color=colour, alpha=alpha)
+
+
 def draw(path, fig_name, n_seeds, phase1, stats, extras):
     """The figure as a PNG at path: mean +- 1/2 std over seeds per variant, Phase I in black, the DVM step marked,
     --extra runs dashed in orange."""
     fig, ax = plt.subplots(figsize=(6, 4))
     steps1, curves1 = phase1
-    ax.plot(steps1, curves1.mean(0), color="black", lw=1.5, label="Phase I")
-    ax.fill_between(steps1, curves1.mean(0) - curves1.std(0) / 2, curves1.mean(0) + curves1.std(0) / 2, color="black",
-                    alpha=0.15)
+    band(ax, steps1, curves1, "black", label="Phase I")
     for v, s in stats.items():
-        mean, std = s["curves"].mean(0), s["curves"].std(0)
-        ax.plot(s["steps"], mean, color=COLOURS[v], lw=1.5, label=NAMES[v])
-        ax.fill_between(s["steps"], mean - std / 2, mean + std / 2, color=COLOURS[v], alpha=0.2)
+        band(ax, s["steps"], s["curves"], COLOURS[v], alpha=0.2, label=NAMES[v])
     for (runs, label), style in zip(extras, ("--", ":", "-.")):
         for ph in (1, 2):  # a run branched from a Phase I checkpoint has no Phase I curve of its own
             steps = [r[ph][0] for r in runs if len(r[ph][0])]
             if steps:
                 curves = np.stack([r[ph][1] for r in runs if len(r[ph][0])])
-                ax.plot(steps[0], curves.mean(0), color="tab:orange", ls=style, lw=1.5, label=label if ph == 2 else None)
-                ax.fill_between(steps[0], curves.mean(0) - curves.std(0) / 2, curves.mean(0) + curves.std(0) / 2,
-                                color="tab:orange", alpha=0.15)
+                band(ax, steps[0], curves, "tab:orange", ls=style, label=label if ph == 2 else None)
     ax.axvline(steps1[-1], color="black", ls="--", lw=1)
     ax.text(steps1[-1], ax.get_ylim()[0], " DVM step", va="bottom", fontsize=8)
     ax.set_xlabel("environment steps")

@@ -216,11 +216,8 @@ if __name__ == "__main__":
                 if contains_0 is not None and iterations == 2048:
                     level[k] = contains_0
             lines.append(row)
-            mean = st["curves"].mean(0)
             label = setting(k, iterations, n_perms)
-            ax.plot(st["steps"], mean, lw=1.5, color=plot.COLOURS[variant], label=label)
-            ax.fill_between(st["steps"], mean - st["curves"].std(0) / 2, mean + st["curves"].std(0) / 2,
-                            color=plot.COLOURS[variant], alpha=0.15)
+            plot.band(ax, st["steps"], st["curves"], plot.COLOURS[variant], label=label)
             ax_loss.errorbar(st["seconds"].mean(), st["vm_loss_exact"].mean(), xerr=st["seconds"].std(),
                              yerr=st["vm_loss_exact"].std(), fmt="o", color=plot.COLOURS[variant], label=label)
         # the smallest K at 2048 iterations that, with every larger K tried, cannot be told from the exact sum
@@ -250,19 +247,5 @@ if __name__ == "__main__":
         ax_loss.set_ylabel("exact Eq. (6) loss of Q0, held out")
         ax_loss.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    folder, images = (os.path.join(OUT, "results"), os.path.join(OUT, "images")) if merge else (QUICK_LOOK, QUICK_LOOK)
-    lines.append(f"![vm_permutations]({'images/' if merge else ''}vm_permutations.png)")
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110)
-    try:  # each file whole or as it was (a full disk, a read-only folder)
-        for path in (folder, images):
-            os.makedirs(path, exist_ok=True)
-        write_steps(os.path.join(folder, "vm_permutations_steps.csv"), steps)
-        plot.write_atomically(os.path.join(images, "vm_permutations.png"), png.getvalue())
-        plot.write_atomically(os.path.join(folder, "vm_permutations.md"), "\n".join(lines) + "\n")
-    except OSError as e:
-        plot.fail(str(e) if e.strerror is None else f"cannot write in {folder} ({e.strerror})")
-    print("\n".join(lines))
-    if not merge:
-        print(f"vm_permutations: a quick look at the runs in {os.path.join(OUT, 'runs')}, in {QUICK_LOOK}; results/ is "
-              "left as it was: run again with MERGE=1 (vm_permutations.py --merge) to merge them into it")
+    dvm_iterations.write_study("vm_permutations", lines, fig, merge, QUICK_LOOK,
+                               {"vm_permutations_steps.csv": lambda path: write_steps(path, steps)})

@@ -21,17 +21,21 @@ TINY = ["--phase1-steps", "256", "--phase2-steps", "128", "--num-envs", "8", "--
 RUN_TINY = [flag for i, flag in enumerate(TINY) if flag != "--threads" and TINY[i - 1] != "--threads"]
 
 
+def tiny_args(script, tmp_path, *flags):
+    """The path of `script` and its arguments for a tiny run: TINY, then `flags` (later flags win), logs under tmp_path."""
+    return [os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags]
+
+
 def run_script(script, tmp_path, *flags, check=True, prelude=None):
     """Run `script` with TINY step counts and `flags` (later flags win), logs under tmp_path.
 
     prelude: Python code run in the script's process before the script (to break something on purpose).
     """
-    args = ["--runs-dir", str(tmp_path), *TINY, *flags]
     if prelude is None:
-        cmd = [sys.executable, os.path.join(ROOT, script), *args]
+        cmd = [sys.executable, *tiny_args(script, tmp_path, *flags)]
     else:
         runner = f"{prelude}\nimport runpy, sys\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')"
-        cmd = [sys.executable, "-c", runner, os.path.join(ROOT, script), *args]
+        cmd = [sys.executable, "-c", runner, *tiny_args(script, tmp_path, *flags)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -41,7 +45,7 @@ def run_script(script, tmp_path, *flags, check=True, prelude=None):
 def start_script(script, tmp_path, *flags):
     """Start `script` like run_script, without waiting: read its progress from stdout, then kill it. Its stderr goes to
     tmp_path/stderr.txt, for the message of a failed assertion (a file, not a pipe that could fill and stall it)."""
-    cmd = [sys.executable, os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags]
+    cmd = [sys.executable, *tiny_args(script, tmp_path, *flags)]
     with open(os.path.join(tmp_path, "stderr.txt"), "w") as stderr:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
 
@@ -192,7 +196,7 @@ class Forker:
 
     def run_script(self, script, tmp_path, *flags):
         """run_script(script, tmp_path, *flags, check=False), forked."""
-        return self.run([os.path.join(ROOT, script), "--runs-dir", str(tmp_path), *TINY, *flags])
+        return self.run(tiny_args(script, tmp_path, *flags))
 
     def script(self, name, out, *args):
         """script(name, out, *args), forked (no file-size limit: the child's stdout and stderr are files, which it would

@@ -1,6 +1,7 @@
 """benchmark/fig9.sh end to end on tiny runs (beyond the paper: MADDPG on spread with 6 agents): one Phase I per seed,
-then the four methods from it at lr 1e-3 with value matching on sampled permutations, drawn like every figure; and
-benchmark/spread_baselines.py, the returns its Phase I is measured against."""
+then the four methods from it at lr 1e-3 with value matching on sampled permutations, drawn like every figure;
+benchmark/fig10.sh, MA-SAC's four methods with 6 agents at Fig. 5's settings; and benchmark/spread_baselines.py, the
+returns their Phase I is measured against."""
 import csv
 import glob
 import os
@@ -42,6 +43,31 @@ def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_pa
     proc = subprocess.run(["bash", "benchmark/fig9.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env=dict(env, PARTS="spread6 spread7"))
     assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread7 (spread6 or spread8)"
+
+
+def test_fig10_runs_masac_with_six_agents_at_fig5s_settings_with_sampled_permutations(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), JOBS="2", SEEDS="1")
+    env.pop("MERGE", None)
+    proc = subprocess.run(["bash", "benchmark/fig10.sh", *RUN_TINY], cwd=ROOT, capture_output=True, env=env, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(tmp_path / "results" / "fig10.csv") as f:
+        header = [line for line in f if line.startswith("#")]
+    assert header[0].startswith("# command: masac_dvm.py --domain spread --n-agents 6 --phase1-steps 60000 "
+                                "--phase2-steps 30000 --vm-permutations 1 ")
+    with open(tmp_path / "results" / "fig10.csv") as f:
+        variants = {r["variant"] for r in csv.DictReader(line for line in f if not line.startswith("#"))}
+    assert variants == {"phase1", "none", "distill", "vm", "dvm"}
+    assert (tmp_path / "results" / "fig10.md").read_text().startswith(
+        "### Fig. 10 (beyond the paper): MA-SAC, spread, 6 agents")
+    # one Phase I, trained by the first method, at Fig. 5's (the paper's) rate in both phases
+    runs = tmp_path / "runs" / "fig10" / "seed1"
+    assert [v for v in ("none", "distill", "vm", "dvm") if (runs / v / "phase1.pt").exists()] == ["none"]
+    for variant in ("none", "distill", "vm", "dvm"):
+        checkpoint = torch.load(runs / variant / "phase2.pt", weights_only=True)
+        config = checkpoint["config"]
+        assert checkpoint["algorithm"] == "masac_dvm"
+        assert (config["n_agents"], config["learning_rate"], config["vm_permutations"]) == (6, 3e-4, 1)
 
 
 def test_spread_baselines_prints_random_and_noop_returns_and_refuses_a_team_spread_lacks():

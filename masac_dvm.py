@@ -9,11 +9,14 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from typing import Literal, Optional
 
 import numpy as np
+import tensorboard
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -681,6 +684,23 @@ def interrupted(signum, frame):
     raise SystemExit(130)
 
 
+def log_write_failed(exc):
+    """Whether exc is the TensorBoard writer failing to write its log (a full disk, a file-size limit), told in one line
+    once: its thread raises it, then the main thread again at its next write to the log, each with a traceback."""
+    package = os.path.dirname(tensorboard.__file__) + os.sep
+    if not isinstance(exc, OSError) or not any(frame.filename.startswith(package)
+                                               for frame in traceback.extract_tb(exc.__traceback__)):
+        return False
+    if not log_write_failed.told:
+        log_write_failed.told = True
+        print(f"error: cannot write the TensorBoard log ({exc.strerror or exc}); the checkpoints saved before are kept",
+              file=sys.stderr, flush=True)
+    return True
+
+
+log_write_failed.told = False
+
+
 def time_left(elapsed, done_steps, steps_ahead):
     """"~1h05m", "~3m20s" or "~45s": how long `steps_ahead` more steps take at the pace so far ("?" before any)."""
     if done_steps <= 0:
@@ -691,6 +711,8 @@ def time_left(elapsed, done_steps, steps_ahead):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, interrupted)
+    threading.excepthook = lambda hook: log_write_failed(hook.exc_value) or threading.__excepthook__(hook)
+    sys.excepthook = lambda kind, exc, tb: log_write_failed(exc) or sys.__excepthook__(kind, exc, tb)
     args = tyro.cli(Args)
     check_args(args)
     checkpoint = load_checkpoint(args.phase1_checkpoint, "phase1", args, CHECKPOINT_KEYS) if args.phase1_checkpoint else None

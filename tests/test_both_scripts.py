@@ -516,6 +516,14 @@ def test_a_save_that_fails_or_is_interrupted_is_one_line_and_leaves_no_temporary
     assert [p.name for p in (tmp_path / "cut").iterdir() if not p.name.startswith("events.out.tfevents.")] == []
 
 
+def test_a_tensorboard_log_that_cannot_be_written_is_one_line(script, tmp_path):
+    # the writer's thread fails first (it would print its traceback), then the script's next write raises it again
+    proc = run_script(script, tmp_path, "--run-name", "cut", "--log-every", "1", check=False,
+                      prelude="import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))")
+    assert proc.returncode == 1 and proc.stderr == ("error: cannot write the TensorBoard log (File too large); the "
+                                                    "checkpoints saved before are kept\n"), proc.stderr
+
+
 def test_cuda_flag_runs_on_a_cpu_machine_with_the_same_numbers(script, tmp_path):
     # CleanRL's --cuda: used when a GPU is there, else the run goes on on the CPU, number for number
     if torch.cuda.is_available():

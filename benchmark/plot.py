@@ -509,15 +509,21 @@ def draw(path, fig_name, n_seeds, phase1, stats, extras):
 
 def dvm_minus(stats, rng):
     """{(variant, "auc" or "final"): (mean, low, high)}: DVM minus every other variant, paired over seeds (the seeds
-    share their Phase I), with its 95 % bootstrap interval; empty without DVM. The draws go variant by variant in
-    stats' order, so every reader of a figure (its table, team_sizes.py) gets the same intervals."""
+    share their Phase I), with its 95 % bootstrap interval (low and high None from one seed, which has no spread to
+    resample: an interval would be a point); empty without DVM. The draws go variant by variant in stats' order, so
+    every reader of a figure (its table, team_sizes.py) gets the same intervals."""
     intervals = {}
     for v, s in stats.items():
         if v != "dvm" and "dvm" in stats:
             for key in ("auc", "final"):
                 diffs = stats["dvm"][key] - s[key]
-                intervals[v, key] = (diffs.mean(), *bootstrap_ci(diffs, rng))
+                intervals[v, key] = (diffs.mean(), *(bootstrap_ci(diffs, rng) if len(diffs) > 1 else (None, None)))
     return intervals
+
+
+def difference_text(mean, low, high):
+    """A cell of dvm_minus: "+1.23 [+0.45, +2.01]", or "+1.23 (one seed)" without an interval."""
+    return f"{mean:+.2f} (one seed)" if low is None else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def table(fig_name, summary, phase1_rows, seeds, stats, extras):
@@ -541,7 +547,7 @@ def table(fig_name, summary, phase1_rows, seeds, stats, extras):
               f"{s['auc'].mean():.2f} ± {s['auc'].std():.2f} | {s['final'].mean():.2f} ± {s['final'].std():.2f} |"
         if (v, "auc") in intervals:
             for key in ("auc", "final"):
-                row += " {:+.2f} [{:+.2f}, {:+.2f}] |".format(*intervals[v, key])
+                row += f" {difference_text(*intervals[v, key])} |"
         else:
             row += " | |"
         lines.append(row)

@@ -60,7 +60,7 @@ def answer(fig_name, n):
     script = importlib.import_module(command.split()[0].removesuffix(".py"))  # its default rate, where not given
     lr = flag(command, "--learning-rate", f"{script.Args.learning_rate:g}")
     return [f"`{fig_name}` (Phase II lr {lr})", str(len(seeds)), f"{phase1_end.mean():.2f} ± {phase1_end.std():.2f}",
-            plot.NAMES[best], *("{:+.2f} [{:+.2f}, {:+.2f}]".format(*intervals[best, key]) for key in ("auc", "final")),
+            plot.NAMES[best], *(plot.difference_text(*intervals[best, key]) for key in ("auc", "final")),
             matching, plot.cost_text(header["pieces"], header["durations"], runs)]
 
 

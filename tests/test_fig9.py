@@ -13,19 +13,26 @@ import torch
 from helpers import ROOT, RUN_TINY
 
 
-def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_path):
-    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), JOBS="2", PARTS="spread6", SEEDS="1")
+def run_figure(script, fig_name, env):
+    """benchmark/SCRIPT on tiny runs, seed 1 (env: BENCHMARK_OUT and the script's own settings); the header lines of
+    its results/FIG_NAME.csv and the variants it has curves of."""
+    env = dict(env, JOBS="2", SEEDS="1")
     env.pop("MERGE", None)
-    proc = subprocess.run(["bash", "benchmark/fig9.sh", *RUN_TINY], cwd=ROOT, capture_output=True, env=env, text=True,
+    proc = subprocess.run(["bash", f"benchmark/{script}", *RUN_TINY], cwd=ROOT, capture_output=True, env=env, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(tmp_path / "results" / "fig9_spread6.csv") as f:
-        header = [line for line in f if line.startswith("#")]
+    with open(os.path.join(env["BENCHMARK_OUT"], "results", f"{fig_name}.csv")) as f:
+        lines = list(f)
+    variants = {r["variant"] for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
+    return [line for line in lines if line.startswith("#")], variants
+
+
+def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), PARTS="spread6")
+    header, variants = run_figure("fig9.sh", "fig9_spread6", env)
     assert header[0].startswith("# command: maddpg_dvm.py --domain spread --n-agents 6 --phase1-steps 60000 "
                                 "--phase2-steps 30000 --learning-rate 0.001 --vm-permutations 1 ")
     assert header[1] == "# phase1 from: fig9_spread6_phase1\n"
-    with open(tmp_path / "results" / "fig9_spread6.csv") as f:
-        variants = {r["variant"] for r in csv.DictReader(line for line in f if not line.startswith("#"))}
     assert variants == {"phase1", "none", "distill", "vm", "dvm"}
     table = (tmp_path / "results" / "fig9_spread6.md").read_text()
     assert table.startswith("### Fig. 9 (beyond the paper): MADDPG, spread, 6 agents, Phase II at lr 1e-3")
@@ -46,17 +53,9 @@ def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_pa
 
 
 def test_fig10_runs_masac_with_six_agents_at_fig5s_settings_with_sampled_permutations(tmp_path):
-    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path), JOBS="2", SEEDS="1")
-    env.pop("MERGE", None)
-    proc = subprocess.run(["bash", "benchmark/fig10.sh", *RUN_TINY], cwd=ROOT, capture_output=True, env=env, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(tmp_path / "results" / "fig10.csv") as f:
-        header = [line for line in f if line.startswith("#")]
+    header, variants = run_figure("fig10.sh", "fig10", dict(os.environ, BENCHMARK_OUT=str(tmp_path)))
     assert header[0].startswith("# command: masac_dvm.py --domain spread --n-agents 6 --phase1-steps 60000 "
                                 "--phase2-steps 30000 --vm-permutations 1 ")
-    with open(tmp_path / "results" / "fig10.csv") as f:
-        variants = {r["variant"] for r in csv.DictReader(line for line in f if not line.startswith("#"))}
     assert variants == {"phase1", "none", "distill", "vm", "dvm"}
     assert (tmp_path / "results" / "fig10.md").read_text().startswith(
         "### Fig. 10 (beyond the paper): MA-SAC, spread, 6 agents")

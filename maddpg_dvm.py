@@ -679,6 +679,7 @@ def time_left(elapsed, done_steps, steps_ahead):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, interrupted)
+    # a TensorBoard log that cannot be written is one line (log_write_failed), not two tracebacks; others as always
     threading.excepthook = lambda hook: log_write_failed(hook.exc_value) or threading.__excepthook__(hook)
     sys.excepthook = lambda kind, exc, tb: log_write_failed(exc) or sys.__excepthook__(kind, exc, tb)
     args = tyro.cli(Args)

@@ -185,7 +185,7 @@ def minus_reference(st, ref, n_seeds, rng):
     for key in ("auc", "final"):
         diffs = st[key] - ref[key]
         lo, hi = plot.bootstrap_ci(diffs, rng)
-        cells += f" {diffs.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] |"
+        cells += f" {plot.difference_text(diffs.mean(), lo, hi)} |"
         contains_0 &= lo <= 0 <= hi
     return cells, contains_0
 

@@ -177,17 +177,20 @@ def write_study(name, lines, fig, merge, quick_look, csvs):
 
 def minus_reference(st, ref, n_seeds, rng):
     """A table row's last two cells, a setting's Phase II AUC and final return minus the reference's with 95 % paired
-    bootstrap intervals, and whether both intervals contain 0 (None from one seed, which has no spread to resample:
-    an interval would be a point). vm_permutations.py's table uses it too."""
+    bootstrap intervals, and where the setting stands: "behind" (an interval below 0), "ahead" (none below, one above),
+    "level" (both contain 0), or None from one seed, which has no spread to resample: an interval would be a point.
+    vm_permutations.py's table uses it too."""
     if n_seeds < 2:
         return " one seed | one seed |", None
-    cells, contains_0 = "", True
+    cells, bounds = "", []
     for key in ("auc", "final"):
         diffs = st[key] - ref[key]
         lo, hi = plot.bootstrap_ci(diffs, rng)
         cells += f" {plot.difference_text(diffs.mean(), lo, hi)} |"
-        contains_0 &= lo <= 0 <= hi
-    return cells, contains_0
+        bounds.append((lo, hi))
+    if any(hi < 0 for lo, hi in bounds):
+        return cells, "behind"
+    return cells, "ahead" if any(lo > 0 for lo, hi in bounds) else "level"
 
 
 def part_curves(root, csv_path, merge):
@@ -268,10 +271,10 @@ if __name__ == "__main__":
             if variant == "dvm":
                 row += " | |"
             else:
-                cells, contains_0 = minus_reference(st, stats["dvm"], len(seeds), rng)
+                cells, side = minus_reference(st, stats["dvm"], len(seeds), rng)
                 row += cells
-                if contains_0 is not None:
-                    chain &= contains_0
+                if side is not None:
+                    chain &= side == "level"
                     smallest = k if chain else smallest
             lines.append(row)
             plot.band(ax, st["steps"], st["curves"], plot.COLOURS[variant], label=f"{k} iterations")

@@ -81,3 +81,24 @@ def test_vm_permutations_part_runs_every_k_and_scores_it_on_held_out_transitions
     assert proc.returncode == 2
     assert proc.stderr.strip() == "unknown part bogus (fig4c_lr1e-3, fig4b_lr1e-3 or spread5_lr1e-3)"
     assert "vm_permutations" not in proc.stdout
+
+
+def test_a_k_ahead_of_the_exact_sum_counts_as_keeping_up_and_one_behind_breaks_the_chain(tmp_path, monkeypatch):
+    import numpy as np
+    monkeypatch.setenv("BENCHMARK_OUT", str(tmp_path))  # (as above: nothing of the repository's is written from here)
+    import dvm_iterations
+    import vm_permutations
+
+    def side(auc, final):  # 5 seeds' paired differences to the exact sum, as the table's minus-exact cells
+        st = {"auc": np.array(auc, float), "final": np.array(final, float)}
+        return dvm_iterations.minus_reference(st, {"auc": np.zeros(5), "final": np.zeros(5)}, 5,
+                                              np.random.default_rng(0))[1]
+
+    ahead, level, behind = [0.1, 0.2, 0.1, 0.15, 0.12], [-0.2, 0.3, -0.1, 0.2, 0.0], [-0.3, -0.2, -0.25, -0.3, -0.2]
+    assert side(ahead, level) == "ahead" and side(level, level) == "level" and side(behind, level) == "behind"
+    assert side(ahead, behind) == "behind"  # ahead on AUC but behind at the end is not keeping up
+    assert dvm_iterations.minus_reference({"auc": np.zeros(1), "final": np.zeros(1)},
+                                          {"auc": np.zeros(1), "final": np.zeros(1)}, 1, None)[1] is None
+    assert vm_permutations.smallest_not_behind({1: "ahead", 2: "level", 4: "level"}) == 1
+    assert vm_permutations.smallest_not_behind({1: "level", 2: "behind", 4: "ahead"}) == 4
+    assert vm_permutations.smallest_not_behind({1: "ahead", 4: "behind"}) is None

@@ -4,6 +4,7 @@ a DVM step.
 The scripts stand alone (no shared module), so every test here runs once per script."""
 import hashlib
 import itertools
+import math
 import os
 import re
 import shutil
@@ -240,6 +241,11 @@ def test_progress_line_ends_with_the_time_left(spread_run):
     # "?" only where the phase has done no step yet: no pace to go by
     assert [seconds_left(line) is None for line in lines] == [True, False, False, False, False, True, False, False]
     assert seconds_left(lines[-1]) == 0
+    # the DVM step's value matching (47 min at 5 agents with the exact sum) reports too: here each of its 5 iterations
+    vm = re.findall(r"^DVM step: value matching (\d+)/5 iterations, loss (\S+), left (\S+)$",
+                    (spread_run / "stdout.txt").read_text(), re.M)
+    assert [int(it) for it, _, _ in vm] == [1, 2, 3, 4, 5] and vm[-1][2] == "~0s"
+    assert all(math.isfinite(float(loss)) and float(loss) >= 0 for _, loss, _ in vm)
 
 
 def test_time_left(script):

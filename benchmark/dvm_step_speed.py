@@ -13,6 +13,7 @@ beyond, its cost is the exact work counted on one source's batch at the share of
 n timed (marked "est."): maddpg_dvm.py refuses the exact sum from 7 agents on.
 """
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -38,8 +39,9 @@ def dvm_iteration(n, k):
     critics = [maddpg_dvm.Critic(n, obs_dim, 5, args.hidden_dim) for _ in range(n)]
 
     def iteration():
-        maddpg_dvm.distill_actor([(a, buffer, i) for i, a in enumerate(actors)], args, obs_dim, 5, "cpu")
-        maddpg_dvm.match_values([(c, buffer) for c in critics], args, obs_dim, 5, "cpu")
+        with contextlib.redirect_stdout(None):  # match_values' progress line, printed at every one-iteration step
+            maddpg_dvm.distill_actor([(a, buffer, i) for i, a in enumerate(actors)], args, obs_dim, 5, "cpu")
+            maddpg_dvm.match_values([(c, buffer) for c in critics], args, obs_dim, 5, "cpu")
 
     return iteration
 

@@ -14,3 +14,4 @@ def test_dvm_step_speed_times_exact_and_sampled_steps_and_estimates_the_exact_be
                                                    ("3", "6", "1"), ("3", "6", "2"), ("3", "6", "4")]
     assert rows[0][-2] != "est." and rows[2][-2] == "est."  # timed up to --max-exact, estimated beyond
     assert all(r[-1] == "1.0x" for r in rows if r[2] == "all")
+    assert "DVM step:" not in proc.stdout  # the table alone, not a progress line per timed iteration

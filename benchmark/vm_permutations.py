@@ -65,7 +65,7 @@ PARTS = {"fig4c_lr1e-3": ("4 agents (24 permutations), Fig. 4c's Phase I, Phase 
                            "dvm_k4_it8192": (4, 8192)}),
          "fig4b_lr1e-3": ("3 agents (6 permutations), Fig. 4b's Phase I, Phase II at lr 1e-3", 3,
                           {"dvm": (0, 2048), "dvm_k1": (1, 2048), "dvm_k2": (2, 2048)}),
-         "spread5_lr1e-3": ("5 agents (120 permutations), spread beyond the paper, Phase II at lr 1e-3", 5,
+         "spread5_lr1e-3": ("5 agents (120 permutations), its own Phase I, Phase II at lr 1e-3", 5,
                             {"dvm": (0, 2048), "dvm_k4": (4, 2048), "dvm_k8": (8, 2048)})}
 STEPS_CSV = os.path.join(OUT, "results", "vm_permutations_steps.csv")
 STEP_COLUMNS = ["part", "seed", "variant", "permutations", "iterations", "seconds", "kl_loss", "vm_loss",

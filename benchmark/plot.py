@@ -660,7 +660,8 @@ def main():
         stats = {v: variant_stats([r for r in rows if r["variant"] == v]) for v in variants}
         draw(os.path.join(images, f"{fig_name}.png"), fig_name, n_seeds, curve_array(phase1_rows), stats, extras)
         runs = {(r["seed"], r["variant"]) for r in rows if r["variant"] != "phase1"}
-        unfinished = f" (of {started} started; the others had not finished)" if started > len(seeds) else ""
+        others = "the other had" if started - len(seeds) == 1 else "the others had"
+        unfinished = f" (of {started} started; {others} not finished)" if started > len(seeds) else ""
         cost = cost_text(header["pieces"], header["durations"], runs)
         summary = (f"{n_seeds} ({' '.join(map(str, seeds))}; a quick look, not in `results/`){unfinished}, {cost}; "
                    f"per-seed curves in `{fig_name}.csv`. ![{fig_name}]({fig_name}.png)" if quick else

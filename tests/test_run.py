@@ -120,7 +120,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
                           text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 of 2 seeds have finished" in proc.stdout
-    assert "1 seed (of 2 started; the others had not finished)" in (tmp_path / "results" / "tiny.md").read_text()
+    assert "1 seed (of 2 started; the other had not finished)" in (tmp_path / "results" / "tiny.md").read_text()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(": skipped;") == 3 and "(all invocations)" in proc.stdout

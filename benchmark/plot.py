@@ -494,8 +494,8 @@ def draw(path, fig_name, n_seeds, phase1, stats, extras):
             if steps:
                 curves = np.stack([r[ph][1] for r in runs if len(r[ph][0])])
                 band(ax, steps[0], curves, "tab:orange", ls=style, label=label if ph == 2 else None)
-    ax.axvline(steps1[-1], color="black", ls="--", lw=1)
-    ax.text(steps1[-1], ax.get_ylim()[0], " DVM step", va="bottom", fontsize=8)
+    # named in the legend, not beside the line, where the lower-right legend hid it when the DVM step is late
+    ax.axvline(steps1[-1], color="black", ls="--", lw=1, label="DVM step")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation return")
     text = f"{title(fig_name)} ({n_seeds})"

@@ -1,29 +1,21 @@
-# Discrete MADDPG with policy distillation and homogeneous value matching (DVM).
-# Docs and the list of implementation choices: README.md, section "maddpg_dvm.py".
-# Paper: Wadhwania et al., "Policy Distillation and Value Matching in Multiagent Reinforcement Learning".
+# docs: README.md ("Implementation details"); paper: Wadhwania et al., "Policy Distillation and Value Matching in
+# Multiagent Reinforcement Learning". Discrete MADDPG, then the DVM step: distillation (Eq. 3), value matching (Eq. 6).
 import functools
 import hashlib
 import itertools
 import math
 import os
 import random
-import signal
-import sys
-import threading
 import time
-import traceback
 from dataclasses import asdict, dataclass
 from typing import Literal, Optional
 
 import numpy as np
-import tensorboard
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
-
-import particle_envs
 
 
 @dataclass
@@ -36,15 +28,8 @@ class Args:
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = True
     """if toggled, cuda will be enabled when available"""
-    threads: int = 0
-    """torch CPU threads (0: torch's default); benchmarks running jobs side by side use 1"""
-    runs_dir: str = "runs"
-    """folder that receives the run's TensorBoard logs and checkpoints"""
-    run_name: Optional[str] = None
-    """the run's folder name inside `runs_dir`; None: {domain}{n_agents}__{exp_name}__{seed}__{dvm_mode}__{unix time}"""
     capture_video: bool = False
-    """if toggled, draw one greedy episode per configuration as a GIF at the end of Phase I, right after the DVM step
-    and at the end of Phase II (the run's `videos` folder)"""
+    """if toggled, one greedy episode per configuration as a GIF at the end of Phase I, after DVM and at the end"""
 
     # Algorithm specific arguments
     domain: Literal["spread", "push_box"] = "spread"
@@ -52,22 +37,15 @@ class Args:
     n_agents: int = 2
     """number of agents (spread: 2, 3 or 4 as in the paper, up to 8 beyond it; push_box: 2)"""
     box_rule: Literal["heavy", "both"] = "heavy"
-    """push_box only: heavy = a heavy movable box (one agent moves it slowly, two faster; the figures' rule);
-    both = the paper's literal rule, the box moves only when both agents touch it (MADDPG learns nothing)"""
-    box_mass: float = particle_envs.BOX_MASS
-    """push_box only: mass of the box (an agent's is 1)"""
+    """push_box only: heavy = a heavy movable box (the figures' rule); both = the paper's rule (both must push)"""
+    box_mass: float = 3.0
+    """push_box only: mass of the box (an agent's is 1; particle_envs.BOX_MASS)"""
     dvm_mode: Literal["none", "distill", "vm", "dvm"] = "dvm"
     """what happens between the phases: nothing, distillation (Eq. 3), value matching (Eq. 6), or both"""
     phase1_steps: int = 20_000
     """environment transitions (summed over the parallel worlds) of Phase I, per team"""
     phase2_steps: int = 20_000
     """environment transitions of Phase II"""
-    phase1_checkpoint: Optional[str] = None
-    """load this Phase I checkpoint and skip Phase I (the four modes then branch from one Phase I)"""
-    dvm_checkpoint: Optional[str] = None
-    """with --phase1-checkpoint: take the DVM step from the dvm.pt of an earlier run from that Phase I (same seed, mode
-    and DVM settings) instead of running it again; Phase II then starts exactly as in that run (a sweep over Phase II
-    settings need not repeat a value matching that takes minutes with 4 agents)"""
     phase2_learning: bool = True
     """if toggled off (--no-phase2-learning), Phase II only evaluates the post-DVM policy (Fig. 7)"""
     num_envs: int = 16
@@ -99,8 +77,7 @@ class Args:
     exploration_fraction: float = 0.5
     """fraction of Phase I over which epsilon decays linearly"""
     phase2_actor_delay: int = 0
-    """beyond the paper: the first N gradient updates of Phase II train only the critics, the actors keep the policy
-    they enter Phase II with (a critic warm-up against the post-DVM drop); 0 = the paper"""
+    """beyond the paper: the first N Phase II updates train only the critics (a warm-up against the post-DVM drop)"""
     dvm_iterations: int = 2048
     """iterations of distillation and of value matching (paper: 2048)"""
     dvm_batch_size: int = 256
@@ -110,36 +87,95 @@ class Args:
     temperature: float = 1.0
     """softmax temperature tau that turns actor logits into action distributions (Eq. 3)"""
     vm_permutations: int = 0
-    """beyond the paper: match each sample under this many agent permutations, drawn uniformly without replacement
-    every iteration, their sum scaled by n!/K to an unbiased estimate of Eq. (6); 0 = the exact sum over all n!"""
+    """beyond the paper: K agent permutations drawn per sample, scaled by n!/K (unbiased Eq. 6); 0 = all n!"""
     eval_every: int = 1000
     """evaluate every this many environment transitions"""
     eval_episodes: int = 30
     """evaluation episodes (run as parallel worlds) per evaluation"""
+
+    # What sweeps (benchmark/run.py) set per run
+    threads: int = 0
+    """torch CPU threads (0: torch's default); benchmarks running jobs side by side use 1"""
+    runs_dir: str = "runs"
+    """folder that receives the run's TensorBoard logs and checkpoints"""
+    run_name: Optional[str] = None
+    """the run's folder in `runs_dir`; None: {domain}{n_agents}__{exp_name}__{seed}__{dvm_mode}__{unix time}"""
+    phase1_checkpoint: Optional[str] = None
+    """load this Phase I checkpoint and skip Phase I (the four modes then branch from one Phase I)"""
+    dvm_checkpoint: Optional[str] = None
+    """with --phase1-checkpoint: take the DVM step from an earlier run's dvm.pt made from that Phase I and settings"""
     log_every: int = 100
     """write losses to TensorBoard every this many updates"""
 
 
-# The configuration a Phase I checkpoint must share with the run that loads it.
-CHECKPOINT_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size",
-                   "num_envs", "phase1_steps")
-# ... and the configuration a DVM step reused with --dvm-checkpoint must share
-DVM_KEYS = CHECKPOINT_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "temperature",
-                               "vm_permutations")
-
-
 def make_env(args, num_envs, phase, task=None):
-    """Phase I or II worlds. Push box: Phase I is Task I or II (one per team), Phase II is Task III."""
+    """`num_envs` worlds of Phase `phase` stepped together (push box: Phase I is Task `task`, 1 or 2, one per team;
+    Phase II is Task III). The one seam to another world: replace this function, and no other line. A world is
+    - a batch with attributes `num_envs`, `horizon` (the episode length), `single_observation_space` (one agent's
+      observation, a Box of shape (obs_dim,)) and `single_action_space` (one agent's: Discrete(n), actions 0..n-1);
+    - `reset(seed=None)` -> the observations alone (no info dict), float32, (num_envs, n_agents, obs_dim);
+    - `step(actions)`, actions (num_envs, n_agents) -> (obs, reward, terminated, truncated, info): one team reward
+      per world, (num_envs,); no termination (every TD target bootstraps); every world truncated together at the
+      horizon, (num_envs,); no autoreset (the script calls reset);
+    - homogeneous agents, with the same observation size and action space in Phase I and Phase II;
+    - swap-consistent, for value matching (Eqs. 4-6) to mean anything: when two agents swap states their observations
+      swap exactly and no other agent's changes (particle_envs.swap_consistency_errors checks a world).
+    check_env tests all but the last on two worlds of each phase before any work; videos need the world's own
+    record_moment (particle_envs'), without which --capture-video records nothing."""
+    import particle_envs  # (here alone: a copy of this script with its own make_env needs no particle_envs)
+
+    if args.n_agents not in (particle_envs.SPREAD_N_AGENTS if args.domain == "spread" else [2]):
+        supported = "2 to 8" if args.domain == "spread" else "2 only"
+        raise SystemExit(f"error: {args.domain} supports --n-agents {supported}, got {args.n_agents}")
+
     if args.domain == "spread":
         return particle_envs.make("spread", num_envs=num_envs, n_agents=args.n_agents, phase=phase,
                                   horizon=args.horizon)
-    return particle_envs.make("push_box", num_envs=num_envs, n_agents=args.n_agents,
-                              task=task if phase == 1 else 3, horizon=args.horizon, box_rule=args.box_rule,
-                              box_mass=args.box_mass)
+    return particle_envs.make("push_box", num_envs=num_envs, n_agents=args.n_agents, task=task if phase == 1 else 3,
+                              horizon=args.horizon, box_rule=args.box_rule, box_mass=args.box_mass)
+
+
+def check_env(args):
+    """make_env's contract on one reset and one episode of two worlds per phase (and push-box task), before any work:
+    a breach is one line naming what was expected and what came, not an error deep in numpy or torch later."""
+    spaces = []
+    for phase, task in [(1, 1), (2, None)] + [(1, 2)] * (args.domain == "push_box"):
+        env = make_env(args, 2, phase=phase, task=task)
+
+        def expect(ok, what, came):
+            if not ok:
+                raise SystemExit(f"error: make_env(args, 2, phase={phase}, task={task}): expected {what}, got {came}")
+
+        needs = ("num_envs", "horizon", "single_observation_space", "single_action_space", "reset", "step")
+        missing = [a for a in needs if not hasattr(env, a)]
+        expect(not missing, "a batch of worlds with num_envs, horizon, single_observation_space, single_action_space, "
+                            "reset and step", f"no {', '.join(missing)}")
+        act, dim = env.single_action_space, env.single_observation_space.shape
+        expect(isinstance(getattr(act, "n", None), (int, np.integer)) and getattr(act, "start", 0) == 0,
+               "a Discrete(n) action space of actions 0..n-1", act)
+        expect(env.num_envs == 2 and len(dim) == 1, "num_envs 2 and a flat observation", (env.num_envs, dim))
+        spaces.append((dim, act))
+        expect(spaces[-1] == spaces[0], "the same observation size and action space in every phase", spaces)
+        shape = (2, args.n_agents, dim[0])
+        obs = env.reset(seed=0)
+        expect(isinstance(obs, np.ndarray), "reset() -> the observations alone (no info)", type(obs).__name__)
+        for t in range(1, env.horizon + 1):
+            expect(obs.dtype == np.float32 and obs.shape == shape, f"float32 observations {shape}",
+                   f"{obs.dtype} {obs.shape}")
+            out = env.step(np.zeros((2, args.n_agents), np.int64))
+            expect(isinstance(out, tuple) and len(out) == 5, "step() -> (obs, reward, terminated, truncated, info)",
+                   type(out).__name__)
+            obs, reward, terminated, truncated, _ = out
+            expect(np.shape(reward) == (2,), "one team reward per world, (2,)", f"shape {np.shape(reward)}")
+            expect(not np.any(terminated), "no termination (the TD targets bootstrap)", f"{terminated} at step {t}")
+            expect(np.shape(truncated) == (2,) and np.all(truncated == (t == env.horizon)),
+                   f"every world truncated together at the horizon {env.horizon}", f"{truncated} at step {t}")
+    if args.capture_video and not hasattr(env, "record_moment"):
+        print("--capture-video: this world has no record_moment to draw with; the run records no videos", flush=True)
 
 
 class Actor(nn.Module):
-    """Decentralized actor: agent i's observation -> logits over the 5 discrete actions."""
+    """Decentralized actor: agent i's observation -> logits over the discrete actions."""
 
     def __init__(self, obs_dim, n_actions, hidden_dim):
         super().__init__()
@@ -196,17 +232,14 @@ class ReplayBuffer:
         idx = torch.randint(0, len(self), (batch_size,), device=self.obs.device)
         return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx]
 
-    def state_dict(self):
-        n = len(self)
-        # copies of the filled rows: a slice would make torch.save write the whole preallocated storage
-        rows = {key: getattr(self, key)[:n].cpu().clone() for key in ("obs", "next_obs", "actions", "rewards")}
+    def state_dict(self):  # copies of the filled rows: a slice would make torch.save write the whole storage
+        rows = {key: getattr(self, key)[:len(self)].cpu().clone() for key in ("obs", "next_obs", "actions", "rewards")}
         return dict(pos=self.pos, full=self.full, **rows)
 
     def load_state_dict(self, state):
-        n = len(state["obs"])
         self.pos, self.full = state["pos"], state["full"]
         for key in ("obs", "next_obs", "actions", "rewards"):
-            getattr(self, key)[:n] = state[key].to(self.obs.device)
+            getattr(self, key)[:len(state[key])] = state[key].to(self.obs.device)
 
 
 class Team:
@@ -217,11 +250,11 @@ class Team:
     """
 
     def __init__(self, args, obs_dim, n_actions, device):
-        n = args.n_agents
-        self.actors = nn.ModuleList([Actor(obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
-        self.critics = nn.ModuleList([Critic(n, obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
-        self.target_actors = nn.ModuleList([Actor(obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
-        self.target_critics = nn.ModuleList([Critic(n, obs_dim, n_actions, args.hidden_dim) for _ in range(n)]).to(device)
+        n, h = args.n_agents, args.hidden_dim
+        self.actors = nn.ModuleList([Actor(obs_dim, n_actions, h) for _ in range(n)]).to(device)
+        self.critics = nn.ModuleList([Critic(n, obs_dim, n_actions, h) for _ in range(n)]).to(device)
+        self.target_actors = nn.ModuleList([Actor(obs_dim, n_actions, h) for _ in range(n)]).to(device)
+        self.target_critics = nn.ModuleList([Critic(n, obs_dim, n_actions, h) for _ in range(n)]).to(device)
         self.target_actors.load_state_dict(self.actors.state_dict())
         self.target_critics.load_state_dict(self.critics.state_dict())
         self.actor_optimizer = torch.optim.Adam(self.actors.parameters(), lr=args.learning_rate)
@@ -239,13 +272,14 @@ class Team:
 
 @torch.no_grad()
 def select_actions(actors, obs, epsilon, rng, device):
-    """Greedy action of every agent, replaced by a uniformly random one with probability epsilon."""
+    """Greedy action of every agent, replaced by a uniformly random one of all n_actions with probability epsilon."""
     obs = torch.as_tensor(obs, device=device)
-    greedy = torch.stack([actor(obs[:, i]).argmax(-1) for i, actor in enumerate(actors)], 1).cpu().numpy()
+    logits = torch.stack([actor(obs[:, i]) for i, actor in enumerate(actors)], 1)
+    greedy = logits.argmax(-1).cpu().numpy()
     if epsilon == 0.0:
         return greedy
     explore = rng.random(greedy.shape) < epsilon
-    return np.where(explore, rng.integers(0, 5, greedy.shape), greedy)
+    return np.where(explore, rng.integers(0, logits.shape[-1], greedy.shape), greedy)
 
 
 @torch.no_grad()
@@ -256,15 +290,8 @@ def evaluate(actors, env, device, seed):
     for _ in range(env.horizon):
         obs, reward, _, _, _ = env.step(select_actions(actors, obs, 0.0, None, device))
         returns += reward
-    per_target = {}
-    if hasattr(env, "target_index"):
-        per_target = {k: returns[env.target_index == k].mean() for k in np.unique(env.target_index)}
-    return returns.mean(), per_target
-
-
-def straight_through_gumbel(logits):
-    """One-hot sample in the forward pass, Gumbel-softmax gradient in the backward pass (original MADDPG)."""
-    return F.gumbel_softmax(logits, tau=1.0, hard=True)
+    targets = getattr(env, "target_index", np.zeros(0))
+    return returns.mean(), {k: returns[targets == k].mean() for k in np.unique(targets)}
 
 
 def maddpg_update(team, args, n_actions, update_actors=True):
@@ -273,8 +300,9 @@ def maddpg_update(team, args, n_actions, update_actors=True):
     n = args.n_agents
     obs, actions, rewards, next_obs = team.buffer.sample(args.batch_size)
     actions = F.one_hot(actions, n_actions).float()
-    with torch.no_grad():
-        next_actions = torch.stack([straight_through_gumbel(team.target_actors[i](next_obs[:, i])) for i in range(n)], 1)
+    with torch.no_grad():  # straight-through Gumbel-softmax: one-hot forward, softmax gradient (original MADDPG)
+        next_actions = torch.stack([F.gumbel_softmax(actor(next_obs[:, i]), hard=True)
+                                    for i, actor in enumerate(team.target_actors)], 1)
         # Episodes end only by the time limit, a truncation, so every target bootstraps.
         q_target = [rewards + args.gamma * team.target_critics[i](next_obs, next_actions) for i in range(n)]
     qf_loss = sum(F.mse_loss(team.critics[i](obs, actions), q_target[i]) for i in range(n))
@@ -284,49 +312,33 @@ def maddpg_update(team, args, n_actions, update_actors=True):
         nn.utils.clip_grad_norm_(critic.parameters(), args.max_grad_norm)
     team.q_optimizer.step()
 
-    if not update_actors:  # critic warm-up: actors and target actors keep what they entered Phase II with
-        with torch.no_grad():
-            for param, target_param in zip(team.critics.parameters(), team.target_critics.parameters()):
-                target_param.lerp_(param, args.tau)
-        return qf_loss.detach(), torch.zeros((), device=qf_loss.device)
+    actor_loss = torch.zeros((), device=obs.device)
+    if update_actors:  # else a critic warm-up: actors and target actors keep what they entered Phase II with
+        # Agent i's own action is replaced by its current policy; the others' come from the buffer (MADDPG).
+        team.critics.requires_grad_(False)  # the actor loss needs gradients through the critics, not of them
+        for i in range(n):
+            logits = team.actors[i](obs[:, i])
+            policy_actions = actions.clone()
+            policy_actions[:, i] = F.gumbel_softmax(logits, hard=True)
+            # logit penalty of the original MADDPG code keeps the logits, and so the softmax of Eq. (3), bounded
+            actor_loss = actor_loss - team.critics[i](obs, policy_actions).mean() + 1e-3 * (logits**2).mean()
+        team.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        for actor in team.actors:
+            nn.utils.clip_grad_norm_(actor.parameters(), args.max_grad_norm)
+        team.actor_optimizer.step()
+        team.critics.requires_grad_(True)
 
-    # Agent i's own action is replaced by its current policy; the others' come from the buffer (MADDPG).
-    team.critics.requires_grad_(False)  # the actor loss needs gradients through the critics, not of them
-    actor_loss = 0.0
-    for i in range(n):
-        logits = team.actors[i](obs[:, i])
-        policy_actions = actions.clone()
-        policy_actions[:, i] = straight_through_gumbel(logits)
-        # logit penalty of the original MADDPG code keeps the logits, and so the softmax of Eq. (3), bounded
-        actor_loss = actor_loss - team.critics[i](obs, policy_actions).mean() + 1e-3 * (logits**2).mean()
-    team.actor_optimizer.zero_grad()
-    actor_loss.backward()
-    for actor in team.actors:
-        nn.utils.clip_grad_norm_(actor.parameters(), args.max_grad_norm)
-    team.actor_optimizer.step()
-    team.critics.requires_grad_(True)
-
-    with torch.no_grad():
-        for net, target in ((team.actors, team.target_actors), (team.critics, team.target_critics)):
+    targets = [(team.critics, team.target_critics)] + ([(team.actors, team.target_actors)] if update_actors else [])
+    with torch.no_grad():  # Polyak averaging; in a critic warm-up the target actors stay too
+        for net, target in targets:
             for param, target_param in zip(net.parameters(), target.parameters()):
                 target_param.lerp_(param, args.tau)
     return qf_loss.detach(), actor_loss.detach()
 
 
-def update_steps(args, num_steps, buffer_len):
-    """The batched steps of a phase of `num_steps` transitions after which every agent makes a gradient update: those
-    whose index is a multiple of --update-every, once the replay buffer holds --learning-starts transitions (it holds
-    `buffer_len` before the phase, --num-envs more after each step, at most --buffer-size). run_phase updates at these
-    steps, and check_args refuses a Phase I with none."""
-    if args.buffer_size < args.learning_starts:  # it never holds enough
-        return range(0)
-    # the first step after which buffer_len + (step + 1) * num_envs >= learning_starts (-(-x // y): x / y rounded up)
-    first = max(0, -(-(args.learning_starts - buffer_len) // args.num_envs) - 1)
-    return range(first + -first % args.update_every, num_steps // args.num_envs, args.update_every)
-
-
 # ---------------------------------------------------------------------------------------------------------
-# DVM: distillation (Sec. III-A), homogeneous value matching (Sec. III-B) and the hard update.
+# DVM: distillation (Sec. III-A, Eq. 3), homogeneous value matching (Sec. III-B, Eq. 6) and the hard update.
 
 
 def kl_divergence(source_logits, student_logits, temperature):
@@ -336,10 +348,31 @@ def kl_divergence(source_logits, student_logits, temperature):
     return (source_log_probs.exp() * (source_log_probs - student_log_probs)).sum(-1)
 
 
+def distill_actor(sources, args, obs_dim, n_actions, device):
+    """A fresh actor pi0 trained to match every source agent's policy on that agent's own observations.
+
+    sources: list of (actor, buffer, agent index). Only observations are sampled; the actions are the
+    sources' own policies, queried now (Sec. III-A).
+    """
+    student = Actor(obs_dim, n_actions, args.hidden_dim).to(device)
+    optimizer = torch.optim.Adam(student.parameters(), lr=args.dvm_learning_rate)
+    losses = torch.zeros(args.dvm_iterations, device=device)
+    for it in range(args.dvm_iterations):
+        for actor, buffer, i in sources:
+            obs = buffer.sample(args.dvm_batch_size)[0][:, i]
+            with torch.no_grad():
+                source_logits = actor(obs)
+            loss = kl_divergence(source_logits, student(obs), args.temperature).mean()  # Eq. (3)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses[it] += loss.detach() / len(sources)
+    return student, losses
+
+
 def sample_permutations(all_perms, batch_size, k):
     """k distinct permutations per sample, a uniformly random k-subset of the n! rows of all_perms for each of the
-    batch_size samples (Floyd's algorithm, vectorized over the batch) -> (batch_size, k, n). k = n! gives each sample
-    every permutation."""
+    batch_size samples (Floyd's algorithm, vectorized over the batch) -> (batch_size, k, n)."""
     n_perms = len(all_perms)
     chosen = torch.empty((batch_size, k), dtype=torch.long, device=all_perms.device)
     for slot, j in enumerate(range(n_perms - k, n_perms)):
@@ -371,28 +404,6 @@ def value_matching_loss(student, obs, actions, q_source, perms, n_perms):
     return ((q_student - q_source[:, None]) ** 2).sum(1).mean() * (n_perms / n_drawn)
 
 
-def distill_actor(sources, args, obs_dim, n_actions, device):
-    """A fresh actor pi0 trained to match every source agent's policy on that agent's own observations.
-
-    sources: list of (actor, buffer, agent index). Only observations are sampled; the actions are the
-    sources' own policies, queried now (Sec. III-A).
-    """
-    student = Actor(obs_dim, n_actions, args.hidden_dim).to(device)
-    optimizer = torch.optim.Adam(student.parameters(), lr=args.dvm_learning_rate)
-    losses = torch.zeros(args.dvm_iterations, device=device)
-    for it in range(args.dvm_iterations):
-        for actor, buffer, i in sources:
-            obs = buffer.sample(args.dvm_batch_size)[0][:, i]
-            with torch.no_grad():
-                source_logits = actor(obs)
-            loss = kl_divergence(source_logits, student(obs), args.temperature).mean()  # Eq. (3)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses[it] += loss.detach() / len(sources)
-    return student, losses
-
-
 def match_values(sources, args, obs_dim, n_actions, device):
     """A fresh critic Q0 that gives every agent permutation of a sampled (o, a) the source critic's value.
 
@@ -402,40 +413,29 @@ def match_values(sources, args, obs_dim, n_actions, device):
     optimizer = torch.optim.Adam(student.parameters(), lr=args.dvm_learning_rate)
     all_perms = torch.tensor(list(itertools.permutations(range(args.n_agents))), device=device)
     losses = torch.zeros(args.dvm_iterations, device=device)
-    start, every = time.time(), max(1, args.dvm_iterations // 8)
     for it in range(args.dvm_iterations):
         for critic, buffer in sources:
             obs, actions, _, _ = buffer.sample(args.dvm_batch_size)
             actions = F.one_hot(actions, n_actions).float()
             with torch.no_grad():
                 q_source = critic(obs, actions)
-            perms = (sample_permutations(all_perms, len(obs), args.vm_permutations) if args.vm_permutations
-                     else all_perms)
+            k = args.vm_permutations
+            perms = sample_permutations(all_perms, len(obs), k) if k else all_perms
             loss = value_matching_loss(student, obs, actions, q_source, perms, len(all_perms))  # Eq. (6)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses[it] += loss.detach() / len(sources)
-        if (it + 1) % every == 0:  # long work from 5 agents on (the exact sum: 47 min at 5 agents)
-            print(f"DVM step: value matching {it + 1}/{args.dvm_iterations} iterations, loss {losses[it]:.4g}, "
-                  f"left {time_left(time.time() - start, it + 1, args.dvm_iterations - it - 1)}", flush=True)
+        if (it + 1) % max(1, args.dvm_iterations // 8) == 0:  # the exact sum takes 47 min at 5 agents
+            print(f"DVM step: value matching {it + 1}/{args.dvm_iterations} iterations, loss {losses[it]:.4g}",
+                  flush=True)
     return student, losses
 
 
-def train_students(teams, args, obs_dim, n_actions, device, saved=None):
+def train_students(teams, args, obs_dim, n_actions, device):
     """The DVM step's new networks per --dvm-mode: pi0 distilled from the source agents' actors (Eq. 3), Q0 matched
-    to their critics (Eq. 6), or both; or those of `saved`, the dvm.pt of an earlier run (--dvm-checkpoint).
-
-    Sources: every agent of the spread team; agent 1 of each push-box team, each with its own buffer. Returns the
-    students {"pi0": actor, "Q0": critic} and their losses per iteration {"kl": ..., "vm": ...}.
-    """
-    if saved is not None:
-        nets = dict(pi0=Actor(obs_dim, n_actions, args.hidden_dim),
-                    Q0=Critic(args.n_agents, obs_dim, n_actions, args.hidden_dim))
-        for name, state in saved["students"].items():
-            nets[name].load_state_dict(state)
-        return ({name: nets[name].to(device) for name in saved["students"]},
-                {name: losses.to(device) for name, losses in saved["losses"].items()})
+    to their critics (Eq. 6), or both, and their losses per iteration. Sources: every agent of the spread team; agent 1
+    of each push-box team, each with its own buffer."""
     agents = range(args.n_agents) if len(teams) == 1 else [0]
     students, losses = {}, {}
     if args.dvm_mode in ("distill", "dvm"):
@@ -453,42 +453,57 @@ def hard_update(nets, source):
         net.load_state_dict(source.state_dict())
 
 
+def stop_if_diverged(where, global_step, writer, watched):
+    """A NaN or infinite loss or parameter (watched: name -> tensor or network) stops the run before it is saved."""
+    for name, value in watched.items():
+        for key, t in (value.named_parameters(name) if isinstance(value, nn.Module) else [(name, value)]):
+            if not torch.isfinite(t).all():
+                writer.close()
+                raise SystemExit(f"error: diverged in {where} at global step {global_step}: {key} is "
+                                 f"{'nan' if t.isnan().any() else 'infinite'} (a lower --learning-rate may help)")
+
+
 # ---------------------------------------------------------------------------------------------------------
-# Plumbing: videos, checkpoints, checks of the input, the divergence stop, the time left.
-
-
-@torch.no_grad()
-def capture_videos(actor_teams, args, device, moment, video_dir, seed):
-    """--capture-video: one greedy episode per configuration as a GIF, recorded by particle_envs.record_moment."""
-    policies = [lambda obs, actors=actors: select_actions(actors, obs, 0.0, None, device) for actors in actor_teams]
-    return particle_envs.record_moment(functools.partial(make_env, args), policies, moment, video_dir, seed)
-
-
-KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}  # what a checkpoint holds
+# Checkpoints: plain data (torch.load(weights_only=True) runs no code), written atomically, checked when loaded.
+KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}
+# what a Phase I checkpoint must share with the run that loads it, and a DVM step reused with --dvm-checkpoint
+PHASE1_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size", "num_envs",
+               "phase1_steps")
+DVM_KEYS = PHASE1_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "temperature",
+                          "vm_permutations")
 
 
 def save_checkpoint(path, kind, args, global_step, rng, **contents):
-    """Write a checkpoint atomically (a temporary file, then a rename: a crash never leaves half of one), or exit in one
-    line if it cannot be written (a full disk, a file-size limit) without leaving the temporary file. It names
-    the script that wrote it and its kind, and holds only tensors, numbers, strings, lists, tuples and dicts, which
-    torch.load(..., weights_only=True) reads without running any code."""
-    kind_, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy's legacy state holds an ndarray: as a tensor
+    kind_, keys, pos, has_gauss, gauss = np.random.get_state()  # its ndarray as a tensor: plain data
     rng_states = dict(python=random.getstate(), numpy=(kind_, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
-                                                       gauss), torch=torch.get_rng_state(), explore=rng.bit_generator.state)
-    if torch.cuda.is_available():
-        rng_states["cuda"] = torch.cuda.get_rng_state_all()
+                      gauss), torch=torch.get_rng_state(), explore=rng.bit_generator.state,
+                      cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
     tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    try:  # a crash or a full disk never leaves half a checkpoint
         torch.save(dict(algorithm="maddpg_dvm", kind=kind, config=asdict(args), global_step=global_step, rng=rng_states,
                         **contents), tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch reports a full disk or a file-size limit as a RuntimeError
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else "a full disk, or a file-size limit?"
-        raise SystemExit(f"error: cannot write the {KINDS[kind]} checkpoint {path!r} ({reason}); the checkpoints "
-                         "saved before are kept") from None
-    finally:  # a failed or interrupted save leaves no part of the file behind
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def load_checkpoint(path, kind, args, keys):
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (missing, truncated, or objects whose unpickling could run code)
+        raise SystemExit(f"error: cannot read {path!r} as a checkpoint ({type(e).__name__}: it does not exist, is "
+                         "damaged, or holds more than plain data)") from None
+    found = (checkpoint.get("algorithm"), checkpoint.get("kind")) if isinstance(checkpoint, dict) else (None, None)
+    if found != ("maddpg_dvm", kind):
+        raise SystemExit(f"error: {path!r} is not a maddpg_dvm {KINDS[kind]} checkpoint (it holds: "
+                         f"{found[0] or 'not a checkpoint of these scripts'}, {KINDS.get(found[1], 'no kind')})")
+    mismatched = [f"{key}={checkpoint['config'].get(key)} (this run: {getattr(args, key)})" for key in keys
+                  if checkpoint["config"].get(key) != getattr(args, key)]
+    if mismatched:
+        raise SystemExit(f"error: {KINDS[kind]} checkpoint {path!r} was made with another configuration: "
+                         + ", ".join(mismatched))
+    return checkpoint
 
 
 def set_rng_states(states, rng):
@@ -498,207 +513,94 @@ def set_rng_states(states, rng):
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     rng.bit_generator.state = states["explore"]
-    if "cuda" in states and torch.cuda.is_available():
+    if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def load_checkpoint(path, kind, args, keys):
-    """Read a checkpoint with weights_only=True, so that nothing in the file can run code, and refuse in one line one
-    that is unreadable, of another script or kind, or made with another configuration (the Args fields `keys`)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise SystemExit(f"error: {KINDS[kind]} checkpoint {path!r} does not exist") from None
-    except Exception as e:  # noqa: BLE001 (truncated, not a checkpoint, or objects whose unpickling could run code)
-        raise SystemExit(f"error: cannot read {path!r} as a checkpoint ({type(e).__name__}): only what the scripts save "
-                         "is read, never objects whose unpickling could run code") from None
-    found = (checkpoint.get("algorithm"), checkpoint.get("kind")) if isinstance(checkpoint, dict) else (None, None)
-    if found != ("maddpg_dvm", kind):
-        raise SystemExit(f"error: {path!r} is not a maddpg_dvm {KINDS[kind]} checkpoint (it holds: "
-                         f"{found[0] or 'not a checkpoint of these scripts'}, {KINDS.get(found[1], 'no kind')})")
-    # a key missing from an older checkpoint's configuration had its default then (--vm-permutations came later)
-    config = {key: checkpoint["config"].get(key, getattr(Args, key)) for key in keys}
-    mismatched = [f"{key}={config[key]} (this run: {getattr(args, key)})" for key in keys
-                  if config[key] != getattr(args, key)]
-    if mismatched:
-        raise SystemExit(f"error: {KINDS[kind]} checkpoint {path!r} was made with another configuration: "
-                         + ", ".join(mismatched))
-    return checkpoint
-
-
-def sha256_of(path):
-    """The sha256 of a file as a hex string: what names the Phase I checkpoint a dvm.pt was made from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def check_memory(args):
-    """Refuse, before the run folder is made, sizes that this machine's memory cannot hold (else a MemoryError, or the
-    kernel's OOM killer, once the run has begun). An estimate: a team's networks and replay buffer built on torch's meta
-    device (shapes, no memory), each weight 4 times (with its gradient and Adam's two moments); a batch through the
-    widest layer; the worlds."""
-    env = make_env(args, 1, phase=1, task=1)
-    obs_dim, n_actions = env.single_observation_space.shape[0], env.single_action_space.n
-    with torch.device("meta"):
-        team = Team(args, obs_dim, n_actions, "meta")
-    weights = sum(p.numel() for net in vars(team).values() if isinstance(net, nn.Module) for p in net.parameters())
-    buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
-    # value matching sends each DVM sample through the critic once per permutation (all n!, or K sampled)
-    perms = (args.vm_permutations or math.factorial(args.n_agents)) if args.dvm_mode in ("vm", "dvm") else 1
-    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * perms, args.num_envs, args.eval_episodes)
-    width = max(args.hidden_dim, args.n_agents * (obs_dim + n_actions))
-    worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries
-    needed = (2 if args.domain == "push_box" else 1) * (buffer + 16 * weights) + 16 * rows * width + worlds
-    has = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > has:
-        raise SystemExit(f"error: these sizes need about {needed / 2**30:.3g} GiB of memory, more than this "
-                         f"machine's {has / 2**30:.3g} GiB (--buffer-size, --hidden-dim, --num-envs, --eval-episodes, "
-                         "--batch-size, --dvm-batch-size, --vm-permutations)")
+def sha256_of(path):  # what names the Phase I a dvm.pt was made from
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def check_args(args):
     """Every flag's range, before any work: one line and a non-zero exit, nothing written."""
-    def fail(message):
-        raise SystemExit(f"error: {message}")
-
-    if args.domain == "spread" and args.n_agents not in particle_envs.SPREAD_N_AGENTS:
-        fail(f"spread supports --n-agents 2 to 8, got {args.n_agents}")
-    if args.domain == "push_box" and args.n_agents != 2:
-        fail(f"push_box supports --n-agents 2 only, got {args.n_agents}")
-    n_perms = math.factorial(args.n_agents)
-    if not 0 <= args.vm_permutations <= n_perms:
-        fail(f"--vm-permutations must be in [0, {n_perms}] (the {args.n_agents}! agent permutations; 0: all of them), "
-             f"got {args.vm_permutations}")
-    if args.dvm_mode in ("vm", "dvm") and args.vm_permutations == 0 and args.n_agents >= 7:
-        fail(f"the exact value matching sum over all {n_perms} permutations of {args.n_agents} agents cannot finish in "
-             "reasonable time: sample them with --vm-permutations K (for example 8)")
-    for key in ("num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every", "eval_episodes",
-                "update_every", "buffer_size", "log_every"):
-        if getattr(args, key) < 1:
-            fail(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    for key in ("seed", "threads", "phase1_steps", "phase2_steps", "learning_starts", "phase2_actor_delay"):
-        if getattr(args, key) < 0:
-            fail(f"--{key.replace('_', '-')} must not be negative, got {getattr(args, key)}")
-    if args.seed >= 2**32:
-        fail(f"--seed must be below 2**32 = 4294967296 (numpy's seeds), got {args.seed}")
-    if args.threads > (os.cpu_count() or 1):  # more only wait for one another, and 100000 crash torch (a segfault)
-        fail(f"--threads {args.threads} is more than this machine's {os.cpu_count() or 1} CPUs")
-    # "not (0 < x)" rather than "x <= 0": NaN fails every comparison and must fail the check too
-    for key in ("box_mass", "learning_rate", "dvm_learning_rate", "temperature", "max_grad_norm"):
-        if not 0 < getattr(args, key) < math.inf:
-            fail(f"--{key.replace('_', '-')} must be positive and finite, got {getattr(args, key)}")
-    for key in ("gamma", "tau"):
-        if not 0 < getattr(args, key) <= 1:
-            fail(f"--{key} must be in (0, 1], got {getattr(args, key)}")
-    for key in ("start_e", "end_e", "exploration_fraction"):
-        if not 0 <= getattr(args, key) <= 1:
-            fail(f"--{key.replace('_', '-')} must be in [0, 1], got {getattr(args, key)}")
-    if args.dvm_mode != "none" and args.dvm_iterations < 1:
-        fail(f"--dvm-mode {args.dvm_mode} needs at least one DVM iteration, got --dvm-iterations {args.dvm_iterations} "
-             "(it would hand Phase II untrained networks)")
-    if not args.phase1_checkpoint and not update_steps(args, args.phase1_steps, 0):
-        steps = args.phase1_steps // args.num_envs
-        fail(f"Phase I would make no gradient update, and the DVM step would distil untrained networks: its "
-             f"{steps} steps of the --num-envs {args.num_envs} worlds collect {steps * args.num_envs} transitions "
-             f"(--phase1-steps {args.phase1_steps}) into --buffer-size {args.buffer_size}; an update follows each step "
-             f"whose index is a multiple of --update-every {args.update_every} once it holds --learning-starts "
-             f"{args.learning_starts}")
-    phase2_updates = len(range(0, args.phase2_steps // args.num_envs, args.update_every))
-    if args.phase2_actor_delay > phase2_updates:
-        fail(f"--phase2-actor-delay {args.phase2_actor_delay} is longer than Phase II, which has {phase2_updates} "
-             "gradient updates")
-    if args.dvm_checkpoint and not args.phase1_checkpoint:
-        fail("--dvm-checkpoint needs the --phase1-checkpoint it was made from (Phase II keeps that Phase I's buffer)")
-    check_memory(args)
+    a, n, flag = args, args.n_agents, lambda key: f"--{key.replace('_', '-')} must"
+    n_perms = math.factorial(n) if 2 <= n <= 10 else 0
+    ne, ue, steps = max(a.num_envs, 1), max(a.update_every, 1), a.phase1_steps // max(a.num_envs, 1)
+    # Phase I's first update follows the first step, a multiple of --update-every, after which the buffer holds
+    # --learning-starts transitions (--num-envs more after each step)
+    first_update = math.ceil(max(0, math.ceil(a.learning_starts / ne) - 1) / ue) * ue
+    rules = {
+        f"--n-agents must be 2 to 10 (value matching lists the n! agent permutations), got {n}": 2 <= n <= 10,
+        **{f"{flag(k)} be positive, got {getattr(a, k)}": getattr(a, k) >= 1 for k in (
+            "num_envs", "horizon", "hidden_dim", "batch_size", "dvm_batch_size", "eval_every", "eval_episodes",
+            "update_every", "buffer_size", "log_every")},
+        **{f"{flag(k)} not be negative, got {getattr(a, k)}": getattr(a, k) >= 0 for k in (
+            "seed", "threads", "phase1_steps", "phase2_steps", "learning_starts", "phase2_actor_delay")},
+        **{f"{flag(k)} be positive and finite, got {getattr(a, k)}": 0 < getattr(a, k) < math.inf for k in (
+            "box_mass", "learning_rate", "dvm_learning_rate", "temperature", "max_grad_norm")},  # (NaN fails too)
+        **{f"{flag(k)} be in (0, 1], got {getattr(a, k)}": 0 < getattr(a, k) <= 1 for k in ("gamma", "tau")},
+        **{f"{flag(k)} be in [0, 1], got {getattr(a, k)}": 0 <= getattr(a, k) <= 1 for k in (
+            "start_e", "end_e", "exploration_fraction")},
+        f"--seed must be below 2**32 = 4294967296 (numpy's seeds), got {a.seed}": a.seed < 2**32,
+        f"--threads {a.threads} is more than this machine's {os.cpu_count()} CPUs": a.threads <= (os.cpu_count() or 1),
+        f"--vm-permutations must be in [0, {n_perms}] (the {n}! agent permutations; 0: all of them), got "
+        f"{a.vm_permutations}": 0 <= a.vm_permutations <= n_perms,
+        # the exact sum (or all n! drawn, by a sampler quadratic in K) takes days from 7 agents on
+        f"the exact value matching sum over all {n_perms} permutations of {n} agents cannot finish in reasonable time: "
+        "sample them with --vm-permutations K (for example 8)": a.dvm_mode in ("none", "distill") or n < 7
+                                                                or 0 < a.vm_permutations < n_perms,
+        f"--dvm-mode {a.dvm_mode} needs a DVM iteration or more, got --dvm-iterations {a.dvm_iterations}":
+            a.dvm_mode == "none" or a.dvm_iterations >= 1,
+        f"Phase I would make no gradient update, and the DVM step would distil untrained networks: its {steps} steps "
+        f"of the --num-envs {a.num_envs} worlds collect {steps * a.num_envs} transitions (--phase1-steps "
+        f"{a.phase1_steps}) into --buffer-size {a.buffer_size}; an update follows each step whose index is a multiple "
+        f"of --update-every {a.update_every} once it holds --learning-starts {a.learning_starts}":
+            a.phase1_checkpoint or (a.buffer_size >= a.learning_starts and first_update < steps),
+        f"--phase2-actor-delay {a.phase2_actor_delay} is longer than Phase II, which has "
+        f"{len(range(0, a.phase2_steps // ne, ue))} gradient updates":
+            a.phase2_actor_delay <= len(range(0, a.phase2_steps // ne, ue)),
+        "--dvm-checkpoint needs the --phase1-checkpoint it was made from": a.phase1_checkpoint or not a.dvm_checkpoint,
+    }
+    for message, ok in rules.items():
+        if not ok:
+            raise SystemExit(f"error: {message}")
 
 
 def make_run_dir(args, run_name):
-    """The run's folder. One that holds another run's files is refused: a run never writes into another's folder."""
+    """The run's folder, refused if it holds another run's files: a run never writes into another's folder."""
     run_dir = os.path.join(args.runs_dir, run_name)
     taken = sorted(f for f in (os.listdir(run_dir) if os.path.isdir(run_dir) else ())
                    if f.startswith("events.out.tfevents.") or ".pt" in f or f == "videos")
     if taken:
-        raise SystemExit(f"error: the run folder {run_dir!r} holds another run's files ({', '.join(taken[:3])}); "
-                         "choose another --run-name or --runs-dir, or delete them")
+        raise SystemExit(f"error: the run folder {run_dir!r} holds another run's files ({', '.join(taken[:3])})")
     try:
         os.makedirs(run_dir, exist_ok=True)
-        open(os.path.join(run_dir, ".writable"), "w").close()
-        os.remove(os.path.join(run_dir, ".writable"))
     except OSError as e:
         raise SystemExit(f"error: cannot write the run folder {run_dir!r}: {e.strerror}") from None
     return run_dir
 
 
-def stop_if_diverged(where, global_step, writer, watched):
-    """Stop at once on a NaN or infinite loss or parameter, before a checkpoint could be written over the last good
-    one. watched: name -> tensor or network. One isfinite over everything: one device sync per check."""
-    named = {}
-    for name, value in watched.items():
-        named.update({f"{name}.{p}": t for p, t in value.named_parameters()} if isinstance(value, nn.Module)
-                     else {name: value})
-    finite = torch.stack([torch.isfinite(t).all() for t in named.values()]) if named else torch.ones(1, dtype=bool)
-    if not bool(finite.all()):
-        name, bad = list(named.items())[int((~finite).nonzero()[0])]
-        writer.close()
-        raise SystemExit(f"error: diverged in {where} at global step {global_step}: {name} is "
-                         f"{'nan' if bool(torch.isnan(bad).any()) else 'infinite'} (checkpoints saved before are kept; "
-                         "a lower --learning-rate may help)")
-
-
-def interrupted(signum, frame):
-    """SIGINT (Ctrl-C): one line and the exit status 130 a shell gives it, rather than a KeyboardInterrupt traceback. A
-    checkpoint being written is removed (save_checkpoint), those saved before are kept."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not cut that clean-up short
-    print("interrupted (SIGINT): the checkpoints saved before are kept", file=sys.stderr, flush=True)
-    raise SystemExit(130)
-
-
-def log_write_failed(exc):
-    """Whether exc is the TensorBoard writer failing to write its log (a full disk, a file-size limit), told in one line
-    once: its thread raises it, then the main thread again at its next write to the log, each with a traceback."""
-    package = os.path.dirname(tensorboard.__file__) + os.sep
-    if not isinstance(exc, OSError) or not any(frame.filename.startswith(package)
-                                               for frame in traceback.extract_tb(exc.__traceback__)):
-        return False
-    if not log_write_failed.told:
-        log_write_failed.told = True
-        print(f"error: cannot write the TensorBoard log ({exc.strerror or exc}); the checkpoints saved before are kept",
-              file=sys.stderr, flush=True)
-    return True
-
-
-log_write_failed.told = False
-
-
-def time_left(elapsed, done_steps, steps_ahead):
-    """"~1h05m", "~3m20s" or "~45s": how long `steps_ahead` more steps take at the pace so far ("?" before any)."""
-    if done_steps <= 0:
-        return "?"
-    s = int(round(steps_ahead * elapsed / done_steps))
-    return f"~{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"~{s // 60}m{s % 60:02d}s" if s >= 60 else f"~{s}s"
+@torch.no_grad()
+def capture_videos(actor_teams, args, device, moment, video_dir, seed):
+    """--capture-video: one greedy episode per configuration as a GIF, drawn by the world's own record_moment."""
+    policies = [lambda obs, actors=actors: select_actions(actors, obs, 0.0, None, device) for actors in actor_teams]
+    world = make_env(args, 1, phase=1, task=1)
+    record = getattr(world, "record_moment", lambda *_: [])  # (check_env said so if it has none)
+    return record(functools.partial(make_env, args), policies, moment, video_dir, seed)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, interrupted)
-    # a TensorBoard log that cannot be written is one line (log_write_failed), not two tracebacks; others as always
-    threading.excepthook = lambda hook: log_write_failed(hook.exc_value) or threading.__excepthook__(hook)
-    sys.excepthook = lambda kind, exc, tb: log_write_failed(exc) or sys.__excepthook__(kind, exc, tb)
     args = tyro.cli(Args)
     check_args(args)
-    checkpoint = load_checkpoint(args.phase1_checkpoint, "phase1", args, CHECKPOINT_KEYS) if args.phase1_checkpoint else None
+    check_env(args)
+    phase1 = load_checkpoint(args.phase1_checkpoint, "phase1", args, PHASE1_KEYS) if args.phase1_checkpoint else None
     saved_dvm = load_checkpoint(args.dvm_checkpoint, "dvm", args, DVM_KEYS) if args.dvm_checkpoint else None
-    phase1_sha256 = sha256_of(args.phase1_checkpoint) if checkpoint else None  # what names a Phase I
-    # a dvm.pt holds the sha256 of the Phase I checkpoint it was made from; one saved before dvm.pt held it is matched,
-    # as then, by its Phase I's global step and return alone (a fallback, so that the runs made then stay reusable)
-    if saved_dvm and ((saved_dvm["global_step"], saved_dvm["phase1_eval_return"]) != (checkpoint["global_step"],
-                                                                                       checkpoint["eval_return"])
-                      or saved_dvm.get("phase1_sha256", phase1_sha256) != phase1_sha256):
+    phase1_sha256 = sha256_of(args.phase1_checkpoint) if phase1 else None
+    if saved_dvm and saved_dvm.get("phase1_sha256") != phase1_sha256:
         raise SystemExit(f"error: DVM checkpoint {args.dvm_checkpoint!r} was made from another Phase I than "
                          f"{args.phase1_checkpoint!r}")
-    run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__{int(time.time())}"
+    run_name = args.run_name or f"{args.domain}{args.n_agents}__{args.exp_name}__{args.seed}__{args.dvm_mode}__" \
+                                f"{int(time.time())}"
     run_dir = make_run_dir(args, run_name)
     writer = SummaryWriter(run_dir)
     writer.add_text(
@@ -722,111 +624,105 @@ if __name__ == "__main__":
     eval_envs = [make_env(args, args.eval_episodes, phase=1, task=k + 1) for k in range(n_teams)]
     obs_dim, n_actions = envs[0].single_observation_space.shape[0], envs[0].single_action_space.n
     teams = [Team(args, obs_dim, n_actions, device) for _ in range(n_teams)]
-    start_time = time.time()
-    summary = {}
-    video_dir = os.path.join(run_dir, "videos")
+    start_time, summary, video_dir = time.time(), {}, os.path.join(run_dir, "videos")
 
     def run_phase(phase, teams, envs, eval_envs, num_steps, global_step, learning=True):
-        """Collect with epsilon-greedy actors, update every agent, evaluate.
-
-        Returns the global step reached and the first and last evaluation returns of the phase.
-        """
+        """Collect with epsilon-greedy actors, update every agent, evaluate. Returns the global step reached and the
+        phase's first and last evaluation returns."""
         obs = [env.reset(seed=args.seed + 1000 * phase + k) for k, env in enumerate(envs)]
         episode_returns = [np.zeros(env.num_envs) for env in envs]
-        phase_start, updates, phase_time = global_step, 0, time.time()
-        updates_at = update_steps(args, num_steps, len(teams[0].buffer))  # the steps followed by an update
-        decay_steps = max(1.0, args.exploration_fraction * args.phase1_steps)
-        evals, watched_losses = [], {}
-        label = [f" (team {'AB'[k]})" if len(teams) > 1 else "" for k in range(len(teams))]
-        networks = {f"{key}{label[k]}": getattr(team, key) for k, team in enumerate(teams)
-                    for key in ("actors", "critics", "target_actors", "target_critics")}
+        phase_start, phase_time, evals, losses, updates = global_step, time.time(), [], [], 0
+
+        def watched():  # what stop_if_diverged checks: the last update's losses, then every network
+            return {**{f"losses/{name}{' (team B)' * k}": loss for k, pair in enumerate(losses)
+                       for name, loss in zip(("qf_loss", "actor_loss"), pair)},
+                    **{f"{key}{' (team B)' * k}": getattr(t, key) for k, t in enumerate(teams)
+                       for key in ("actors", "critics", "target_actors", "target_critics")}}
+
         for step in range(num_steps // args.num_envs + 1):
-            done_steps = step * args.num_envs
-            if done_steps % args.eval_every < args.num_envs or step == num_steps // args.num_envs:
-                # the last evaluation of a phase comes right before its checkpoint: a diverged one is never saved
-                stop_if_diverged(f"phase {phase}", global_step, writer, {**watched_losses, **networks})
-                results = [evaluate(team.actors, env, device, seed=args.seed + 7 + global_step)
-                           for team, env in zip(teams, eval_envs)]
+            if step * args.num_envs % args.eval_every < args.num_envs or step == num_steps // args.num_envs:
+                # the last evaluation comes right before the phase's checkpoint: a diverged run is never saved
+                stop_if_diverged(f"phase {phase}", global_step, writer, watched())
+                results = [evaluate(t.actors, env, device, seed=args.seed + 7 + global_step)
+                           for t, env in zip(teams, eval_envs)]
                 evals.append(float(np.mean([r[0] for r in results])))
                 writer.add_scalar("eval/return", evals[-1], global_step)
                 writer.add_scalar("charts/phase", phase, global_step)
-                if len(results) > 1:
-                    for k, r in enumerate(results):
-                        writer.add_scalar(f"eval/return_team{k}", r[0], global_step)
+                for k, r in enumerate(results if len(results) > 1 else []):
+                    writer.add_scalar(f"eval/return_team{k}", r[0], global_step)
                 for target, value in results[0][1].items() if phase == 2 else ():
                     writer.add_scalar(f"eval/return_target{target}", value, global_step)
-                elapsed = time.time() - phase_time
-                sps = int(done_steps / max(elapsed, 1e-9))
-                # time left in the run at this phase's pace so far: the rest of this phase and, from Phase I, Phase II,
-                # which steps one team where push box's Phase I steps two (the DVM step is not counted)
-                ahead = num_steps - done_steps + (args.phase2_steps / len(teams) if phase == 1 else 0)
-                print(f"phase {phase}  global_step {global_step}  SPS {sps}  eval/return {evals[-1]:.2f}  "
-                      f"left {time_left(elapsed, done_steps, ahead)}", flush=True)
+                sps = int((global_step - phase_start) / max(time.time() - phase_time, 1e-9))
+                print(f"phase {phase}  global_step {global_step}  SPS {sps}  eval/return {evals[-1]:.2f}", flush=True)
                 if step == num_steps // args.num_envs:
-                    break
-            if phase == 1:
-                epsilon = args.start_e + (args.end_e - args.start_e) * min(1.0, done_steps / decay_steps)
-            else:
-                epsilon = args.end_e
+                    return global_step, evals[0], evals[-1]
+
+            # ALGO LOGIC: epsilon-greedy collection, decaying over Phase I, end_e in Phase II
+            decay = min(1.0, step * args.num_envs / max(1.0, args.exploration_fraction * args.phase1_steps))
+            epsilon = args.start_e + (args.end_e - args.start_e) * decay if phase == 1 else args.end_e
             for k, (team, env) in enumerate(zip(teams, envs)):
                 actions = select_actions(team.actors, obs[k], epsilon if learning else 0.0, rng, device)
                 next_obs, rewards, _, truncated, _ = env.step(actions)
                 if learning:
                     team.buffer.add(obs[k], actions, rewards, next_obs)
                 episode_returns[k] += rewards
-                if truncated.all():
+                if truncated.all():  # every world ends together at the horizon
                     writer.add_scalar("charts/episodic_return", episode_returns[k].mean(), global_step)
                     episode_returns[k][:] = 0.0
                     next_obs = env.reset()
                 obs[k] = next_obs
             global_step += args.num_envs
 
-            if learning and step in updates_at:
+            # ALGO LOGIC: training, once the buffer holds --learning-starts transitions
+            if learning and len(teams[0].buffer) >= args.learning_starts and step % args.update_every == 0:
                 warm_up = phase == 2 and updates < args.phase2_actor_delay  # critics only, --phase2-actor-delay
                 losses = [maddpg_update(team, args, n_actions, not warm_up) for team in teams]  # detached: no sync
-                watched_losses = {f"losses/{name}{label[k]}": loss for k, team_losses in enumerate(losses)
-                                  for name, loss in zip(("qf_loss", "actor_loss"), team_losses)}
                 updates += 1
                 if updates % args.log_every == 0:
-                    stop_if_diverged(f"phase {phase}", global_step, writer, watched_losses)
-                    qf_loss, actor_loss = losses[-1]
-                    writer.add_scalar("losses/qf_loss", qf_loss.item(), global_step)
-                    writer.add_scalar("losses/actor_loss", actor_loss.item(), global_step)
+                    writer.add_scalar("losses/qf_loss", losses[-1][0].item(), global_step)
+                    writer.add_scalar("losses/actor_loss", losses[-1][1].item(), global_step)
                     writer.add_scalar("charts/SPS", int((global_step - phase_start) / (time.time() - phase_time)),
                                       global_step)
-        return global_step, evals[0], evals[-1]
 
-    # ---- Phase I (or its checkpoint) ----
-    if checkpoint is None:
+    # Phase I (or its checkpoint)
+    if phase1 is None:
         global_step, _, summary["end of Phase I"] = run_phase(1, teams, envs, eval_envs, args.phase1_steps, 0)
         save_checkpoint(os.path.join(run_dir, "phase1.pt"), "phase1", args, global_step, rng,
                         teams=[team.state_dict() for team in teams], eval_return=summary["end of Phase I"])
-        print(f"saved Phase I checkpoint {os.path.join(run_dir, 'phase1.pt')}", flush=True)
         phase1_sha256 = sha256_of(os.path.join(run_dir, "phase1.pt"))
     else:
-        for team, state in zip(teams, checkpoint["teams"]):
+        for team, state in zip(teams, phase1["teams"]):
             team.load_state_dict(state)
-            for optimizer in (team.actor_optimizer, team.q_optimizer):  # Phase II runs at this run's --learning-rate
-                for group in optimizer.param_groups:
-                    group["lr"] = args.learning_rate
-        set_rng_states(checkpoint["rng"], rng)
-        global_step, summary["end of Phase I"] = checkpoint["global_step"], checkpoint["eval_return"]
+            for group in team.actor_optimizer.param_groups + team.q_optimizer.param_groups:
+                group["lr"] = args.learning_rate  # Phase II runs at this run's --learning-rate
+        set_rng_states(phase1["rng"], rng)
+        global_step, summary["end of Phase I"] = phase1["global_step"], phase1["eval_return"]
         print(f"loaded Phase I from {args.phase1_checkpoint} (global_step {global_step})", flush=True)
     if args.capture_video:
         capture_videos([t.actors for t in teams], args, device, "phase1_end", video_dir, args.seed)
 
-    # ---- DVM step (or the one saved by an earlier run, --dvm-checkpoint) ----
-    dvm_start = time.time()
+    # ALGO LOGIC: the DVM step (Algorithm 1): train pi0 (Eq. 3) and Q0 (Eq. 6), then every agent becomes a copy
     team = teams[0]  # the team that goes on into Phase II (push box under "none": team A)
-    students, dvm_losses = train_students(teams, args, obs_dim, n_actions, device, saved_dvm)
+    dvm_start = time.time()
+    if saved_dvm is None:
+        students, dvm_losses = train_students(teams, args, obs_dim, n_actions, device)
+    else:  # --dvm-checkpoint: an earlier run's step, from this Phase I with these settings
+        students = {name: Actor(obs_dim, n_actions, args.hidden_dim) if name == "pi0" else
+                    Critic(args.n_agents, obs_dim, n_actions, args.hidden_dim) for name in saved_dvm["students"]}
+        for name, net in students.items():
+            net.load_state_dict(saved_dvm["students"][name])
+            net.to(device)
+        dvm_losses = saved_dvm["losses"]
     stop_if_diverged("the DVM step", global_step, writer,
                      {**{f"dvm/{name}_loss": losses for name, losses in dvm_losses.items()}, **students})
-    if "pi0" in students:  # every actor and target actor becomes the distilled actor
+    if "pi0" in students:  # hard update: every actor and target actor becomes the distilled actor, with fresh Adam
         hard_update(list(team.actors) + list(team.target_actors), students["pi0"])
-        team.actor_optimizer = torch.optim.Adam(team.actors.parameters(), lr=args.learning_rate)  # fresh moments
-    if "Q0" in students:  # every critic and target critic becomes the value-matched critic
+        team.actor_optimizer = torch.optim.Adam(team.actors.parameters(), lr=args.learning_rate)
+    if "Q0" in students:  # hard update: every critic and target critic becomes the value-matched critic
         hard_update(list(team.critics) + list(team.target_critics), students["Q0"])
         team.q_optimizer = torch.optim.Adam(team.critics.parameters(), lr=args.learning_rate)
+
+    # TRY NOT TO MODIFY: log and save the step (its students and losses, for --dvm-checkpoint; Fig. 8 draws the team)
     for name, losses in dvm_losses.items():
         for it, loss in enumerate(losses.tolist()):
             writer.add_scalar(f"dvm/{name}_loss", loss, it)
@@ -834,19 +730,17 @@ if __name__ == "__main__":
         set_rng_states(saved_dvm["rng"], rng)  # where the earlier run's DVM step left them: the same Phase II follows
         print(f"DVM step ({args.dvm_mode}): loaded from {args.dvm_checkpoint}", flush=True)
     elif args.dvm_mode != "none":
-        writer.add_scalar("dvm/seconds", time.time() - dvm_start, 0)  # what the step costs (dvm_iterations.sh)
+        writer.add_scalar("dvm/seconds", time.time() - dvm_start, 0)
         print(f"DVM step ({args.dvm_mode}): {args.dvm_iterations} iterations done in {time.time() - dvm_start:.0f} s",
               flush=True)
-    # the networks that enter Phase II (Fig. 8 draws them), and the DVM step itself for --dvm-checkpoint; no buffer,
-    # so the file stays small
     save_checkpoint(os.path.join(run_dir, "dvm.pt"), "dvm", args, global_step, rng,
                     teams=[dict(actors=team.actors.state_dict(), critics=team.critics.state_dict())],
                     students={name: net.state_dict() for name, net in students.items()}, losses=dvm_losses,
-                    phase1_eval_return=summary["end of Phase I"], phase1_sha256=phase1_sha256)
+                    phase1_sha256=phase1_sha256)
     if args.capture_video:
         capture_videos([team.actors], args, device, "after_dvm", video_dir, args.seed)
 
-    # ---- Phase II ----
+    # Phase II
     env, eval_env = make_env(args, args.num_envs, phase=2), make_env(args, args.eval_episodes, phase=2)
     global_step, summary["right after DVM"], summary["end of Phase II"] = run_phase(
         2, [team], [env], [eval_env], args.phase2_steps, global_step, learning=args.phase2_learning)
@@ -856,10 +750,7 @@ if __name__ == "__main__":
         capture_videos([team.actors], args, device, "phase2_end", video_dir, args.seed)
     writer.close()
 
-    print(f"\n{args.domain} n={args.n_agents}, mode {args.dvm_mode}, seed {args.seed}: "
-          f"{time.time() - start_time:.0f} s")
+    print(f"\n{args.domain} n={args.n_agents}, {args.dvm_mode}, seed {args.seed}: {time.time() - start_time:.0f} s")
     for key, value in summary.items():
         print(f"  eval/return {key:<16} {value:9.2f}")
     print(f"TensorBoard logs and checkpoints: {run_dir}  (tensorboard --logdir {args.runs_dir})")
-    if args.capture_video:
-        print(f"videos (GIFs) of the policy: {video_dir}")

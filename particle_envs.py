@@ -303,6 +303,15 @@ class Spread:
         """Positions of everything that moves, (num_envs, n, 2): the agents. Stacked over steps, render()'s trail."""
         return self.pos.copy()
 
+    def swap_agents(self, i, j):
+        """Agents i and j exchange their states (position, velocity) in every world: swap_consistency_errors' probe."""
+        for state in (self.pos, self.vel):
+            state[:, [i, j]] = state[:, [j, i]]
+
+    def record_moment(self, make, policies, moment, video_dir, seed=None):
+        """The scripts' --capture-video: record_moment(), this world's drawing of a DVM run's moment."""
+        return record_moment(make, policies, moment, video_dir, seed)
+
     def render(self, env_index=0, trail=None):
         """RGB uint8 picture of one world: targets in black, agents in colour.
 
@@ -413,6 +422,15 @@ class PushBox:
         render()'s trail."""
         return np.concatenate([self.pos, self.box_pos[:, None, :]], axis=1)
 
+    def swap_agents(self, i, j):
+        """Agents i and j exchange their states (position, velocity) in every world: swap_consistency_errors' probe."""
+        for state in (self.pos, self.vel):
+            state[:, [i, j]] = state[:, [j, i]]
+
+    def record_moment(self, make, policies, moment, video_dir, seed=None):
+        """The scripts' --capture-video: record_moment(), this world's drawing of a DVM run's moment."""
+        return record_moment(make, policies, moment, video_dir, seed)
+
     def render(self, env_index=0, trail=None):
         """RGB uint8 picture of one world: target in black, box in grey, agents in colour.
 
@@ -497,6 +515,31 @@ def record_moment(make, policies, moment, video_dir, seed=None):
 
 
 DOMAINS = {"spread": Spread, "push_box": PushBox}
+
+
+def swap_consistency_errors(observe, swap_agents, n_agents):
+    """The agent pairs (i, j) for which a world is not swap-consistent; [] for one that is. Value matching (Eqs. 4-6)
+    gives a state's value to every agent permutation of it, which is right only if, when agents i and j swap their
+    states, their observations swap exactly and every other agent's stays as it was. A world that lists the other
+    agents in index order (MPE2's simple_spread) breaks this from 3 agents on.
+
+    observe() -> the observations of the current state, (num_envs, n_agents, obs_dim); swap_agents(i, j) exchanges
+    agents i and j's states in every world, in place. Check a world in a few random states (after reset and steps):
+
+        world = make("spread", num_envs=100, n_agents=3); world.reset(seed=0)
+        assert swap_consistency_errors(world.observe, world.swap_agents, world.n_agents) == []
+    """
+    before, errors = np.array(observe()), []
+    for i in range(n_agents):
+        for j in range(i + 1, n_agents):
+            perm = np.arange(n_agents)
+            perm[[i, j]] = [j, i]
+            swap_agents(i, j)
+            after = np.array(observe())
+            swap_agents(i, j)  # back
+            if not np.array_equal(after, before[:, perm]):
+                errors.append((i, j))
+    return errors
 
 
 def make(domain, **kwargs):

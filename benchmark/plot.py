@@ -45,6 +45,7 @@ that cannot be read, a run folder without its command.txt or Phase I) is refused
 anything is written.
 """
 import argparse
+import contextlib
 import csv
 import functools
 import glob
@@ -63,7 +64,7 @@ import numpy as np  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 # OUT: where runs/ is read and images/, results/ are written; write_atomically: the benchmark's one writer of results
-from run import OUT, OWN_PHASE1, read_seconds, write_atomically  # noqa: E402
+from run import OUT, OWN_PHASE1, load_script, read_seconds, write_atomically  # noqa: E402
 
 NAMES = {"none": "No DVM", "distill": "Distillation", "vm": "Value Matching", "dvm": "DVM",
          "dvm_no_learning": "DVM, no Phase II learning", "dvm_it1024": "DVM, 1024 iterations",
@@ -367,6 +368,28 @@ def command_settings(command):
             key, value = (key[3:], False) if key.startswith("no_") else (key, True)
         settings[key] = value
     return script, settings
+
+
+def script_args(command, where):
+    """(script, its Args) of a figure's command, `maddpg_dvm.py --n-agents=8 --learning-rate 0.001`, read as the script
+    reads its flags (tyro: `--flag value` or `--flag=value`, `-` or `_`, the last of a flag given twice), not by their
+    spelling. The script's module is imported by its path in the repository (its main does not run). A command of
+    another script, or flags the script would refuse, is one line of error naming `where` it comes from.
+    team_sizes.py and vm_permutations.py read the figures' commands here."""
+    import tyro
+
+    script, *flags = command.split()
+    if script not in ("maddpg_dvm.py", "masac_dvm.py"):  # (importing whatever a CSV names would run its code)
+        fail(f"{where}: its command ({command}) is not one of maddpg_dvm.py or masac_dvm.py")
+    module = load_script(script)
+    said = io.StringIO()  # tyro's refusal, a box of many lines: its message goes into ours
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            return script, tyro.cli(module.Args, args=flags)
+    except SystemExit:
+        lines = [line.strip() for line in said.getvalue().splitlines() if line.strip().strip("-")]
+        fail(f"{where}: its command ({command}) has flags {script} does not read: "
+             f"{lines[1] if len(lines) > 1 else 'tyro refused them'}")
 
 
 def same_setting(saved, given):

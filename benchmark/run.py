@@ -45,6 +45,7 @@ import argparse
 import contextlib
 import fcntl
 import glob
+import importlib.util
 import math
 import os
 import re
@@ -225,6 +226,64 @@ def parse_jobs(text):
     if not re.fullmatch(r"\s*[0-9]+\s*", text) or int(text) < 1:
         sys.exit(f"JOBS={text!r}: give the number of runs to run side by side, a positive integer")
     return int(text)
+
+
+def load_script(script):
+    """The training script (maddpg_dvm.py, masac_dvm.py) as a module, its main not run: its Args, check_args, make_env
+    and Team. Registered in sys.modules before it runs, where its dataclass and tyro's docstrings look it up."""
+    name = os.path.basename(script).removesuffix(".py")
+    if name not in sys.modules:
+        if ROOT not in sys.path:
+            sys.path.insert(0, ROOT)  # (its make_env imports particle_envs from the repository's root)
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, script))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+def check_memory(module, args, has):
+    """Exits in one line if a run of these sizes needs more than `has` bytes (else a MemoryError, or the kernel's OOM
+    killer, hours into a sweep). An estimate: a team's networks and replay buffer built on torch's meta device (shapes,
+    no memory), each weight 4 times (with its gradient and Adam's two moments); a batch through the widest layer; the
+    worlds."""
+    import torch
+
+    env = module.make_env(args, 1, phase=1, task=1)
+    space = env.single_action_space
+    obs_dim, act_dim = env.single_observation_space.shape[0], space.n if hasattr(space, "n") else space.shape[0]
+    with torch.device("meta"):
+        team = module.Team(args, obs_dim, act_dim, "meta")
+    weights = sum(p.numel() for net in vars(team).values() if isinstance(net, torch.nn.Module) for p in net.parameters())
+    buffer = sum(t.nbytes for t in vars(team.buffer).values() if torch.is_tensor(t))
+    # value matching sends each DVM sample through the critic once per permutation (all n!, or K sampled)
+    perms = (args.vm_permutations or math.factorial(args.n_agents)) if args.dvm_mode in ("vm", "dvm") else 1
+    rows = max(args.batch_size * args.n_agents, args.dvm_batch_size * perms, args.num_envs, args.eval_episodes)
+    width = max(args.hidden_dim, args.n_agents * (obs_dim + act_dim))
+    worlds = 40 * (args.num_envs + args.eval_episodes) * args.n_agents * obs_dim  # numpy state and temporaries
+    needed = (2 if args.domain == "push_box" else 1) * (buffer + 16 * weights) + 16 * rows * width + worlds
+    if needed > has:
+        sys.exit(f"error: these sizes need about {needed / 2**30:.3g} GiB of memory per run, more than the "
+                 f"{has / 2**30:.3g} GiB a run has (--buffer-size, --hidden-dim, --num-envs, --eval-episodes, "
+                 "--batch-size, --dvm-batch-size, --vm-permutations)")
+
+
+def check_sweep(cli, flags, seeds):
+    """Every run of the sweep parsed and checked as its script will (tyro, then the script's check_args and check_env),
+    and its sizes against the memory a run has (this machine's; on Slurm, --mem-gb), before the first run starts: a sweep with a bad
+    flag or sizes that cannot fit is refused in one line, not failed run by run or hours in."""
+    import tyro
+
+    module = load_script(cli.script)
+    has = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if cli.cluster != "slurm" else cli.mem_gb * 2**30)
+    for k, variant in enumerate(cli.variants):
+        # run.py's own flags, as job() gives them: a branch (any variant after the first, or all with --phase1-from)
+        # loads a Phase I checkpoint, which check_args then does not ask to make an update
+        branch = ["--phase1-checkpoint", "phase1.pt"] if cli.phase1_from or k > 0 else []
+        args = tyro.cli(module.Args, args=[*flags, *VARIANTS[variant], "--seed", str(seeds[-1]), *branch],
+                        prog=cli.script)
+        module.check_args(args)
+        check_memory(module, args, has)
+    module.check_env(args)  # (make_env's contract: every variant of a sweep makes the same worlds)
 
 
 def finished(run_dir):
@@ -687,6 +746,12 @@ def main():
         if made:
             shutil.rmtree(made, ignore_errors=True)
         sys.exit(f"{cli.fig}: {e if e.strerror is None else f'cannot write in {out} ({e.strerror})'}")
+    try:  # (after the writes above: a disk that cannot be written is named as such, not as a failed check)
+        check_sweep(cli, flags, seeds)
+    except SystemExit:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     dvm_from = os.path.join(OUT, "runs", cli.phase1_from) if cli.phase1_from and not cli.dvm_again else None
     if cli.gpus_per_job and cli.cluster != "local":
         flags = [*flags, "--cuda"]

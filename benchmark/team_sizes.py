@@ -12,9 +12,9 @@ the seeds, the end of Phase I, the best other method (the highest mean Phase II 
 Value Matching), DVM minus it on Phase II AUC and on the final return with the 95 % paired bootstrap intervals of
 plot.py (the same numbers as that method's row in the figure's own table), how value matching summed Eq. (6) (all n!
 permutations, or K sampled ones), and the figure's cost in core-minutes. A figure not committed yet is a row saying
-so. What the DVM step costs per n is dvm_step_speed.py's table (benchmark/README.md).
+so. What the DVM step costs per n is dvm_step_speed.py's table (benchmark/README.md). A figure's settings (its agents,
+rate and permutations) are read from its command as its script reads them (tyro), however the flags are spelled.
 """
-import importlib
 import math
 import os
 import sys
@@ -32,19 +32,13 @@ ROWS = [("MADDPG", 2, ["fig4a_lr1e-3"]), ("MADDPG", 3, ["fig4b_lr1e-3", "fig4b"]
         ("MA-SAC", 2, ["fig5a"]), ("MA-SAC", 3, ["fig5b"]), ("MA-SAC", 4, ["fig5c"]), ("MA-SAC", 6, ["fig10"])]
 
 
-def flag(command, name, default):
-    """The value of `name` in a figure's command (its last occurrence), or default."""
-    words = command.split()
-    values = [words[i + 1] for i, w in enumerate(words[:-1]) if w == name]
-    return values[-1] if values else default
-
-
 def answer(fig_name, n):
     """The row's cells after the algorithm and n, from results/FIG.csv."""
     header, rows = plot.read_csv(os.path.join(plot.OUT, "results", f"{fig_name}.csv"))
-    command = header["command"]
-    if int(flag(command, "--n-agents", "0")) != n:
-        plot.fail(f"results/{fig_name}.csv holds runs with --n-agents {flag(command, '--n-agents', '?')}, not {n}")
+    # the settings as the script took them: `--n-agents=8`, `--n_agents 8` and a flag given twice (the last wins) alike
+    _, args = plot.script_args(header["command"], f"results/{fig_name}.csv")
+    if args.n_agents != n:
+        plot.fail(f"results/{fig_name}.csv holds runs with --n-agents {args.n_agents}, not {n}")
     seeds = sorted({r["seed"] for r in rows})
     stats = {v: plot.variant_stats([r for r in rows if r["variant"] == v]) for v in plot.NAMES
              if any(r["variant"] == v for r in rows)}
@@ -54,12 +48,11 @@ def answer(fig_name, n):
     intervals = plot.dvm_minus(stats, np.random.default_rng(0))  # plot.table's seed: the figure's own intervals
     best = max(BASELINES, key=lambda v: stats[v]["auc"].mean())
     phase1_end = plot.curve_array([r for r in rows if r["variant"] == "phase1"])[1][:, -1]
-    k = int(flag(command, "--vm-permutations", "0"))
+    k = args.vm_permutations
     matching = f"{k} sampled of {math.factorial(n):,}" if k else f"all {math.factorial(n):,}"
     runs = {(r["seed"], r["variant"]) for r in rows if r["variant"] != "phase1"}
-    script = importlib.import_module(command.split()[0].removesuffix(".py"))  # its default rate, where not given
-    lr = flag(command, "--learning-rate", f"{script.Args.learning_rate:g}")
-    return [f"`{fig_name}` (Phase II lr {lr})", str(len(seeds)), f"{phase1_end.mean():.2f} ± {phase1_end.std():.2f}",
+    return [f"`{fig_name}` (Phase II lr {args.learning_rate:g})", str(len(seeds)),
+            f"{phase1_end.mean():.2f} ± {phase1_end.std():.2f}",
             plot.NAMES[best], *(plot.difference_text(*intervals[best, key]) for key in ("auc", "final")),
             matching, plot.cost_text(header["pieces"], header["durations"], runs)]
 

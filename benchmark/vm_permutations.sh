@@ -13,7 +13,8 @@
 # transitions and writes results/vm_permutations.md and images/vm_permutations.png. PARTS picks the parts (default
 # fig4c_lr1e-3 fig4b_lr1e-3), SEEDS the seeds (as for the figures). Like a figure, a part with committed results gets a
 # quick look of its own (runs/vm_permutations_PART/quick_look/ for the curves, runs/vm_permutations/quick_look/ for the
-# table, the plot and the DVM steps' scores); MERGE=1 merges its seeds into results/, curves and DVM steps alike.
+# table, the plot and the DVM steps' scores); MERGE=1 merges its seeds into results/, curves and DVM steps alike (the
+# DVM steps of those parts and seeds only).
 #   PARTS=fig4b_lr1e-3 SEEDS=3 bash benchmark/vm_permutations.sh      # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,4 +47,6 @@ for part in $parts; do
             --n-agents 5 --phase1-steps 60000 --phase2-steps 30000 --learning-rate 0.001 "$@" ;;
     esac
 done
-python benchmark/vm_permutations.py
+# the parts and seeds of this invocation alone are scored, and merged with MERGE=1: the other rows of
+# results/vm_permutations_steps.csv stay as they were, whatever else runs/ holds (SEEDS as run.py reads it, default 10)
+python benchmark/vm_permutations.py --parts $parts --seeds "${SEEDS:-10}"

@@ -50,9 +50,8 @@ def start_script(script, tmp_path, *flags):
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
 
 
-# a line of progress: phase 1  global_step 64  SPS 1778  eval/return -35.97  left ~3m20s
-PROGRESS = re.compile(r"phase ([12])  global_step (\d+)  SPS (\d+)  eval/return (-?\d+\.\d\d)  "
-                      r"left (\?|~(?:(\d+)h(\d\d)m|(?:(\d+)m)?(\d+)s))")
+# a line of progress: phase 1  global_step 64  SPS 1778  eval/return -35.97
+PROGRESS = re.compile(r"phase ([12])  global_step (\d+)  SPS (\d+)  eval/return (-?\d+\.\d\d)")
 
 
 def progress_lines(stdout):
@@ -61,14 +60,6 @@ def progress_lines(stdout):
     matches = [PROGRESS.fullmatch(line) for line in lines]
     assert all(matches), [line for line, m in zip(lines, matches) if not m]
     return matches
-
-
-def seconds_left(match):
-    """The time left of a PROGRESS match in seconds (None for "?")."""
-    if match.group(5) == "?":
-        return None
-    hours, minutes_h, minutes, seconds = (int(g) if g else 0 for g in match.groups()[5:9])
-    return 3600 * hours + 60 * (minutes_h + minutes) + seconds
 
 
 def gif_frames(path):

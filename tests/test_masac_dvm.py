@@ -375,7 +375,7 @@ def test_no_phase2_learning_keeps_the_post_dvm_networks(spread_run, tmp_path):
     [
         (["--dvm-mode", "both"], "dvm-mode"),
         (["--domain", "soccer"], "domain"),
-        (["--n-agents", "9"], "spread supports --n-agents 2 to 8"),
+        (["--n-agents", "9", "--vm-permutations", "8"], "spread supports --n-agents 2 to 8"),
         (["--domain", "push_box", "--n-agents", "3"], "push_box supports --n-agents 2 only"),
         (["--domain", "push_box", "--box-rule", "one"], "box-rule"),
         (["--domain", "push_box", "--box-mass", "0"], "--box-mass must be positive"),

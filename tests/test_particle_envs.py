@@ -45,6 +45,25 @@ def test_swapping_agents_swaps_observations(env):
             swapped = env.observe()
             env.pos, env.vel = pos, vel
             assert np.array_equal(swapped, obs[:, perm]), (i, j)  # i sees what j saw, j what i saw, others unchanged
+        # the check a user runs on their own world says the same, and leaves the world as it was
+        assert pe.swap_consistency_errors(env.observe, env.swap_agents, env.n_agents) == []
+        assert np.array_equal(env.observe(), obs)
+
+
+def test_swap_consistency_errors_names_the_pairs_a_world_in_index_order_breaks():
+    # MPE2's simple_spread lists the other agents in index order: agent 0 sees (1, 2), agent 1 sees (0, 2). Swapping
+    # agents 0 and 1 then swaps their own parts but not the order of the others in agent 2's view, nor within theirs
+    env = pe.make("spread", num_envs=50, n_agents=3)
+    env.reset(seed=0)
+    random_state(env, np.random.default_rng(4))
+
+    def index_order():
+        rel = env.pos[:, None, :, :] - env.pos[:, :, None, :]  # (N, observer, other, 2)
+        others = np.stack([np.delete(rel[:, i], i, axis=1) for i in range(3)], axis=1)
+        return np.concatenate([env.vel, env.pos, others.reshape(50, 3, 4)], axis=-1)
+
+    assert pe.swap_consistency_errors(index_order, env.swap_agents, 3) == [(0, 1), (0, 2), (1, 2)]
+    assert pe.swap_consistency_errors(env.observe, env.swap_agents, 3) == []  # the heading order passes
 
 
 @pytest.mark.parametrize("n", SPREAD_N)

@@ -195,6 +195,7 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
 def test_seeds_are_a_count_a_list_or_a_range():
     sys.path.insert(0, os.path.join(ROOT, "benchmark"))
     import run
+    import tyro
 
     assert run.parse_seeds("3") == [1, 2, 3]
     assert run.parse_seeds("8 9 10") == [8, 9, 10] and run.parse_seeds("8-10") == [8, 9, 10]
@@ -630,3 +631,38 @@ def test_a_figure_on_a_real_slurm_cluster(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 done, 0 skipped, 0 failed" in proc.stdout and (tmp_path / "images" / f"{cut}.png").exists()
     assert len(slurm_jobs(f"dvm-{cut}")) == 3
+
+
+@pytest.mark.parametrize("script", ["maddpg_dvm.py", "masac_dvm.py"])
+@pytest.mark.parametrize("flags, message", [
+    # sizes no machine holds: the whole sweep is refused before its first Phase I (check_memory)
+    (["--buffer-size", "1000000000000"], "GiB of memory per run, more than the"),
+    (["--hidden-dim", "100000000"], "GiB of memory per run"),
+    (["--num-envs", "1000000000000", "--phase1-steps", "10000000000000"], "GiB of memory per run"),
+    (["--eval-episodes", "1000000000000"], "GiB of memory per run"),
+    (["--batch-size", "1000000000000"], "GiB of memory per run"),
+    # a flag out of range, as the script itself refuses it (check_args), for every run of the sweep at once
+    (["--gamma", "2"], "error: --gamma must be in (0, 1], got 2.0"),
+    (["--n-agents", "7"], "permutations of 7 agents cannot finish in reasonable time"),
+])
+def test_a_sweep_with_a_run_that_cannot_work_is_refused_before_its_first_run(script, tmp_path, flags, message):
+    proc = run_py(tmp_path, "mem", script, "--", *RUN_TINY, *flags, SEEDS="1-2")
+    one_line(proc, message)
+    assert not list(tmp_path.iterdir())  # nothing written, no run started
+
+
+def test_the_memory_check_counts_the_sampled_permutations_not_all_of_them():
+    # on a machine of 4 GiB, at the default sizes: K sampled permutations per DVM sample, and none without value
+    # matching, not the 8! = 40320 (about 48 GiB)
+    sys.path.insert(0, os.path.join(ROOT, "benchmark"))
+    import run
+    import tyro
+
+    for name in ("maddpg_dvm.py", "masac_dvm.py"):
+        module = run.load_script(name)
+        for flags in (["--vm-permutations", "8"], ["--dvm-mode", "vm", "--vm-permutations", "8"],
+                      ["--dvm-mode", "none"], ["--dvm-mode", "distill"]):
+            run.check_memory(module, tyro.cli(module.Args, args=["--n-agents", "8", *flags]), 4 * 2**30)
+        with pytest.raises(SystemExit, match="GiB of memory per run, more than the 4 GiB a run has"):
+            run.check_memory(module, tyro.cli(module.Args, args=["--n-agents", "8", "--vm-permutations", "40320"]),
+                             4 * 2**30)

@@ -1,5 +1,6 @@
 """benchmark/team_sizes.py: DVM minus the best other method per team size, from the committed curves; the same numbers
-as the figures' own tables, the best method picked by its Phase II AUC, a figure of another team size refused."""
+as the figures' own tables, the best method picked by its Phase II AUC, a figure of another team size refused; the
+settings read from a figure's command as its script reads them, however its flags are spelled."""
 import os
 import shutil
 import subprocess
@@ -10,10 +11,11 @@ from helpers import ROOT
 RESULTS = os.path.join(ROOT, "benchmark", "results")
 
 
-def write_curves(path, n_agents, level, seeds=(1, 2)):
+def write_curves(path, n_agents, level, seeds=(1, 2), command=None):
     """A curves file of the seeds, every curve flat at level[variant] + seed / 10 (Phase II AUC and final alike)."""
-    lines = [f"# command: maddpg_dvm.py --domain spread --n-agents {n_agents} --learning-rate 0.001 "
-             "--vm-permutations 1", f"# phase1 from: fig9_spread{n_agents}_phase1",
+    command = command or (f"maddpg_dvm.py --domain spread --n-agents {n_agents} --learning-rate 0.001 "
+                          "--vm-permutations 1")
+    lines = [f"# command: {command}", f"# phase1 from: fig9_spread{n_agents}_phase1",
              f"# piece: seeds {' '.join(map(str, seeds))}, wall time 600 s"]
     lines += [f"# run: seed {s}, variant {v}, 60.0 s" for s in seeds for v in ("none", "distill", "vm", "dvm")]
     lines.append("seed,variant,step,phase,return")
@@ -67,4 +69,37 @@ def test_a_figure_of_another_team_size_is_refused_in_one_line(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         "error: results/fig9_spread6.csv holds runs with --n-agents 4, not 6"]
+    assert not (tmp_path / "results" / "team_sizes.md").exists()
+
+
+def test_a_figures_settings_are_read_as_its_script_reads_its_flags_however_spelled(tmp_path):
+    (tmp_path / "results").mkdir()
+    # --flag=value, a flag given twice (the later one counts) and --flag_name, as tyro takes them
+    write_curves(tmp_path / "results" / "fig9_spread6.csv", 6, dict(none=-30, distill=-25, vm=-28, dvm=-21),
+                 command="maddpg_dvm.py --domain spread --n-agents=6 --learning-rate 0.001 --learning_rate=0.0005 "
+                 "--vm-permutations=2")
+    proc = run(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    six = next(cells for line in proc.stdout.splitlines() for cells in [[c.strip() for c in line.split("|")]]
+               if cells[1:3] == ["MADDPG", "6"])
+    assert six[3] == "`fig9_spread6` (Phase II lr 0.0005)" and six[9] == "2 sampled of 720"
+
+
+def test_a_figure_whose_flags_say_another_team_size_or_that_its_script_would_refuse_is_refused_in_one_line(tmp_path):
+    (tmp_path / "results").mkdir()
+    path = tmp_path / "results" / "fig9_spread6.csv"
+    levels = dict(none=-30, distill=-25, vm=-28, dvm=-21)
+    # --n-agents 6, then --n-agents=8: the runs had 8 agents
+    write_curves(path, 6, levels, command="maddpg_dvm.py --domain spread --n-agents 6 --learning-rate 0.001 "
+                 "--vm-permutations 1 --n-agents=8")
+    proc = run(tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == ["error: results/fig9_spread6.csv holds runs with --n-agents 8, not 6"]
+    command = "maddpg_dvm.py --domain spread --n-agents six"
+    write_curves(path, 6, levels, command=command)
+    proc = run(tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"error: results/fig9_spread6.csv: its command ({command}) has flags maddpg_dvm.py does not read: Error "
+        "parsing --n-agents: invalid literal for int() with base 10: 'six'"]
     assert not (tmp_path / "results" / "team_sizes.md").exists()

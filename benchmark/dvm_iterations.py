@@ -25,7 +25,6 @@ of every larger count; that verdict is given from 5 seeds on.
 import argparse
 import csv
 import io
-import math
 import os
 import sys
 
@@ -83,23 +82,10 @@ def step_of_run(run_dir):
 def read_table(path, columns):
     """The rows of results/dvm_iterations_steps.csv or _losses.csv, each value of its type (TYPES); a file that is not
     such a table, or a line of it that does not parse, is one line of error naming them."""
-    with open(path, newline="", errors="replace") as f:
-        try:
-            lines = list(csv.reader(f))
-        except csv.Error as e:
-            plot.fail(f"{path}: not a CSV table ({e})")
-    if not lines or lines[0] != columns:
-        plot.fail(f"{path}: its first line is not the header {','.join(columns)}")
     rows = []
-    for number, fields in enumerate(lines[1:], 2):
-        where = f"{path}, line {number}"
-        if len(fields) != len(columns):
-            plot.fail(f"{where}: {len(fields)} fields where the header has {len(columns)} (a truncated line?)")
-        r = {k: plot.parse_number(text, k, where, TYPES[k]) for k, text in zip(columns, fields)}
+    for where, _, r in plot.read_table(path, columns, TYPES):
         if r["part"] not in PARTS or r.get("variant", "dvm") not in ITERATIONS:
             plot.fail(f"{where}: part {r['part']!r} or variant {r.get('variant')!r} is none of ours")
-        if not all(math.isfinite(x) for k, x in r.items() if TYPES[k] is float):
-            plot.fail(f"{where}: a loss or duration that is not finite")
         rows.append(r)
     return rows
 

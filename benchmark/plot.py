@@ -226,6 +226,29 @@ def rows_from_runs(root):
 # ---- the curves file ------------------------------------------------------------------------------------------------
 
 
+def read_table(path, columns, types):
+    """The lines of a CSV table of results whose header is exactly `columns`, as (where, fields, row) with row's values
+    of their types (parse_number); a file that is not such a table, or a line that does not parse or holds a float that
+    is not finite ("nan" parses), is one line of error naming them."""
+    with open(path, newline="", errors="replace") as f:
+        try:
+            lines = list(csv.reader(f))
+        except csv.Error as e:
+            fail(f"{path}: not a CSV table ({e})")
+    if not lines or lines[0] != columns:
+        fail(f"{path}: its first line is not the header {','.join(columns)}")
+    rows = []
+    for number, fields in enumerate(lines[1:], 2):
+        where = f"{path}, line {number}"
+        if len(fields) != len(columns):
+            fail(f"{where}: {len(fields)} fields where the header has {len(columns)} (a truncated line?)")
+        row = {k: parse_number(text, k, where, types[k]) for k, text in zip(columns, fields)}
+        if not all(math.isfinite(x) for k, x in row.items() if types[k] is float):
+            fail(f"{where}: a loss or duration that is not finite")
+        rows.append((where, fields, row))
+    return rows
+
+
 def parse_number(text, column, where, kind=float):
     try:
         return kind(text)

@@ -137,23 +137,10 @@ def read_steps_csv(path):
     """{(part, seed, variant): row} of results/vm_permutations_steps.csv, each value of its type and the line's fields
     kept (a row that is not merged over is written back as it was); a file that is not such a table, or a line of it
     that does not parse, is one line of error naming them."""
-    with open(path, newline="", errors="replace") as f:
-        try:
-            lines = list(csv.reader(f))
-        except csv.Error as e:
-            plot.fail(f"{path}: not a CSV table ({e})")
-    if not lines or lines[0] != STEP_COLUMNS:
-        plot.fail(f"{path}: its first line is not the header {','.join(STEP_COLUMNS)}")
     rows = {}
-    for number, fields in enumerate(lines[1:], 2):
-        where = f"{path}, line {number}"
-        if len(fields) != len(STEP_COLUMNS):
-            plot.fail(f"{where}: {len(fields)} fields where the header has {len(STEP_COLUMNS)} (a truncated line?)")
-        r = {k: plot.parse_number(text, k, where, TYPES[k]) for k, text in zip(STEP_COLUMNS, fields)}
+    for where, fields, r in plot.read_table(path, STEP_COLUMNS, TYPES):
         if r["part"] not in PARTS or r["variant"] not in PARTS[r["part"]][2]:
             plot.fail(f"{where}: part {r['part']!r} or variant {r['variant']!r} is none of ours")
-        if not all(math.isfinite(x) for k, x in r.items() if TYPES[k] is float):  # ("nan" parses as a number)
-            plot.fail(f"{where}: a loss or duration that is not finite")
         key = r.pop("part"), r.pop("seed"), r.pop("variant")
         if key in rows:
             plot.fail(f"{where}: a second row of part {key[0]}, seed {key[1]}, {key[2]}")

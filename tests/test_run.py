@@ -195,7 +195,6 @@ def test_runner_plot_and_fig8_on_tiny_runs(tmp_path):
 def test_seeds_are_a_count_a_list_or_a_range():
     sys.path.insert(0, os.path.join(ROOT, "benchmark"))
     import run
-    import tyro
 
     assert run.parse_seeds("3") == [1, 2, 3]
     assert run.parse_seeds("8 9 10") == [8, 9, 10] and run.parse_seeds("8-10") == [8, 9, 10]

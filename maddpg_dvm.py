@@ -88,6 +88,8 @@ class Args:
     """softmax temperature tau that turns actor logits into action distributions (Eq. 3)"""
     vm_permutations: int = 0
     """beyond the paper: K agent permutations drawn per sample, scaled by n!/K (unbiased Eq. 6); 0 = all n!"""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16: forward and backward passes in bfloat16 autocast (updates, DVM step); weights, Adam, buffer stay fp32"""
     eval_every: int = 1000
     """evaluate every this many environment transitions"""
     eval_episodes: int = 30
@@ -186,7 +188,7 @@ class Actor(nn.Module):
     def forward(self, obs):
         x = F.relu(self.fc1(obs))
         x = F.relu(self.fc2(x))
-        return self.fc_logits(x)
+        return self.fc_logits(x).float()  # (fp32 under --precision bf16 too, as every network's output)
 
 
 class Critic(nn.Module):
@@ -203,7 +205,7 @@ class Critic(nn.Module):
         x = torch.cat([obs.flatten(1), actions.flatten(1)], dim=1)
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
-        return self.fc3(x).squeeze(-1)
+        return self.fc3(x).squeeze(-1).float()
 
 
 class ReplayBuffer:
@@ -294,18 +296,25 @@ def evaluate(actors, env, device, seed):
     return returns.mean(), {k: returns[targets == k].mean() for k in np.unique(targets)}
 
 
+def autocast(args, device):
+    """--precision bf16: the networks' matrix products in bfloat16 (torch.autocast), in the updates and the DVM step;
+    weights, Adam's states, targets and losses stay fp32 (every network returns fp32). fp32: a context doing nothing."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+
 def maddpg_update(team, args, n_actions, update_actors=True):
     """One gradient step of every agent's critic (TD) and, unless update_actors is False (the first
     --phase2-actor-delay updates of Phase II), actor (deterministic policy gradient)."""
     n = args.n_agents
     obs, actions, rewards, next_obs = team.buffer.sample(args.batch_size)
     actions = F.one_hot(actions, n_actions).float()
-    with torch.no_grad():  # straight-through Gumbel-softmax: one-hot forward, softmax gradient (original MADDPG)
-        next_actions = torch.stack([F.gumbel_softmax(actor(next_obs[:, i]), hard=True)
-                                    for i, actor in enumerate(team.target_actors)], 1)
-        # Episodes end only by the time limit, a truncation, so every target bootstraps.
-        q_target = [rewards + args.gamma * team.target_critics[i](next_obs, next_actions) for i in range(n)]
-    qf_loss = sum(F.mse_loss(team.critics[i](obs, actions), q_target[i]) for i in range(n))
+    with autocast(args, obs.device):
+        with torch.no_grad():  # straight-through Gumbel-softmax: one-hot forward, softmax gradient (original MADDPG)
+            next_actions = torch.stack([F.gumbel_softmax(actor(next_obs[:, i]), hard=True)
+                                        for i, actor in enumerate(team.target_actors)], 1)
+            # Episodes end only by the time limit, a truncation, so every target bootstraps.
+            q_target = [rewards + args.gamma * team.target_critics[i](next_obs, next_actions) for i in range(n)]
+        qf_loss = sum(F.mse_loss(team.critics[i](obs, actions), q_target[i]) for i in range(n))
     team.q_optimizer.zero_grad()
     qf_loss.backward()
     for critic in team.critics:
@@ -316,12 +325,13 @@ def maddpg_update(team, args, n_actions, update_actors=True):
     if update_actors:  # else a critic warm-up: actors and target actors keep what they entered Phase II with
         # Agent i's own action is replaced by its current policy; the others' come from the buffer (MADDPG).
         team.critics.requires_grad_(False)  # the actor loss needs gradients through the critics, not of them
-        for i in range(n):
-            logits = team.actors[i](obs[:, i])
-            policy_actions = actions.clone()
-            policy_actions[:, i] = F.gumbel_softmax(logits, hard=True)
-            # logit penalty of the original MADDPG code keeps the logits, and so the softmax of Eq. (3), bounded
-            actor_loss = actor_loss - team.critics[i](obs, policy_actions).mean() + 1e-3 * (logits**2).mean()
+        with autocast(args, obs.device):
+            for i in range(n):
+                logits = team.actors[i](obs[:, i])
+                policy_actions = actions.clone()
+                policy_actions[:, i] = F.gumbel_softmax(logits, hard=True)
+                # logit penalty of the original MADDPG code keeps the logits, and so the softmax of Eq. (3), bounded
+                actor_loss = actor_loss - team.critics[i](obs, policy_actions).mean() + 1e-3 * (logits**2).mean()
         team.actor_optimizer.zero_grad()
         actor_loss.backward()
         for actor in team.actors:
@@ -360,9 +370,10 @@ def distill_actor(sources, args, obs_dim, n_actions, device):
     for it in range(args.dvm_iterations):
         for actor, buffer, i in sources:
             obs = buffer.sample(args.dvm_batch_size)[0][:, i]
-            with torch.no_grad():
-                source_logits = actor(obs)
-            loss = kl_divergence(source_logits, student(obs), args.temperature).mean()  # Eq. (3)
+            with autocast(args, device):
+                with torch.no_grad():
+                    source_logits = actor(obs)
+                loss = kl_divergence(source_logits, student(obs), args.temperature).mean()  # Eq. (3)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -417,11 +428,12 @@ def match_values(sources, args, obs_dim, n_actions, device):
         for critic, buffer in sources:
             obs, actions, _, _ = buffer.sample(args.dvm_batch_size)
             actions = F.one_hot(actions, n_actions).float()
-            with torch.no_grad():
-                q_source = critic(obs, actions)
             k = args.vm_permutations
             perms = sample_permutations(all_perms, len(obs), k) if k else all_perms
-            loss = value_matching_loss(student, obs, actions, q_source, perms, len(all_perms))  # Eq. (6)
+            with autocast(args, device):
+                with torch.no_grad():
+                    q_source = critic(obs, actions)
+                loss = value_matching_loss(student, obs, actions, q_source, perms, len(all_perms))  # Eq. (6)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -470,7 +482,7 @@ KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}
 PHASE1_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size", "num_envs",
                "phase1_steps")
 DVM_KEYS = PHASE1_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "temperature",
-                          "vm_permutations")
+                          "vm_permutations", "precision")
 
 
 def save_checkpoint(path, kind, args, global_step, rng, **contents):
@@ -617,6 +629,9 @@ if __name__ == "__main__":
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     rng = np.random.default_rng(args.seed)  # exploration noise
+    cpu_flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    if args.precision == "bf16" and device.type == "cpu" and not {"amx_bf16", "avx512_bf16"} & set(cpu_flags):
+        print("--precision bf16: this CPU has no bf16 matrix instructions (amx_bf16, avx512_bf16): slower than fp32")
 
     # Phase I: one team (spread) or two teams on Tasks I and II (push box), each with its own worlds
     n_teams = 2 if args.domain == "push_box" else 1

@@ -81,6 +81,8 @@ class Args:
     """Adam learning rate of the distilled actor and the value-matched Q and V networks"""
     vm_permutations: int = 0
     """beyond the paper: K agent permutations drawn per sample, scaled by n!/K (unbiased Eq. 6); 0 = all n!"""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16: forward and backward passes in bfloat16 autocast (updates, DVM step); weights, Adam, buffer stay fp32"""
     eval_every: int = 1000
     """evaluate every this many environment transitions"""
     eval_episodes: int = 30
@@ -201,9 +203,9 @@ class Actor(nn.Module):
     def forward(self, obs):
         x = F.relu(self.fc1(obs))
         x = F.relu(self.fc2(x))
-        mean = self.fc_mean(x)
+        mean = self.fc_mean(x).float()  # (fp32 under --precision bf16 too, as every network's output)
         # log std squashed smoothly into [LOG_STD_MIN, LOG_STD_MAX] (SpinUp, CleanRL): bounds the KL of Eq. (3) too
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.fc_logstd(x)) + 1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.fc_logstd(x).float()) + 1)
         return mean, log_std
 
     def get_action(self, obs, generator=None):
@@ -227,7 +229,7 @@ class SoftQNetwork(nn.Module):
         x = torch.cat([obs.flatten(1), actions.flatten(1)], dim=1)
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
-        return self.fc3(x).squeeze(-1)
+        return self.fc3(x).squeeze(-1).float()
 
 
 class ValueNetwork(nn.Module):
@@ -242,7 +244,7 @@ class ValueNetwork(nn.Module):
     def forward(self, obs):
         x = F.relu(self.fc1(obs.flatten(1)))  # agent blocks in agent order
         x = F.relu(self.fc2(x))
-        return self.fc3(x).squeeze(-1)
+        return self.fc3(x).squeeze(-1).float()
 
 
 class ReplayBuffer:
@@ -332,6 +334,12 @@ def evaluate(actors, env, device, seed):
     return returns.mean(), {k: returns[targets == k].mean() for k in np.unique(targets)}
 
 
+def autocast(args, device):
+    """--precision bf16: the networks' matrix products in bfloat16 (torch.autocast), in the updates and the DVM step;
+    weights, Adam's states, targets and losses stay fp32 (every network returns fp32). fp32: a context doing nothing."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+
 def masac_update(team, args, update_actors=True):
     """One gradient step of every agent's V (Eq. 10), Q (Eqs. 11-12) and actor (SAC v1 policy loss), then V-bar.
     With update_actors False (the first --phase2-actor-delay updates of Phase II) the actors are left as they are.
@@ -344,14 +352,15 @@ def masac_update(team, args, update_actors=True):
     """
     n = args.n_agents
     obs, actions, rewards, next_obs = team.buffer.sample(args.batch_size)
-    pi, log_pi = zip(*(team.actors[i].get_action(obs[:, i]) for i in range(n)))
-    with torch.no_grad():
-        pi_all = torch.stack(pi, 1)
-        v_target = [team.qfs[i](obs, pi_all) - args.alpha * log_pi[i] for i in range(n)]  # Eq. (10)
-        # Eq. (12); episodes end only by the time limit, a truncation, so every target bootstraps.
-        q_target = [rewards + args.gamma * team.target_vfs[i](next_obs) for i in range(n)]
-    vf_loss = sum(0.5 * F.mse_loss(team.vfs[i](obs), v_target[i]) for i in range(n))  # Eq. (10)
-    qf_loss = sum(0.5 * F.mse_loss(team.qfs[i](obs, actions), q_target[i]) for i in range(n))  # Eq. (11)
+    with autocast(args, obs.device):
+        pi, log_pi = zip(*(team.actors[i].get_action(obs[:, i]) for i in range(n)))
+        with torch.no_grad():
+            pi_all = torch.stack(pi, 1)
+            v_target = [team.qfs[i](obs, pi_all) - args.alpha * log_pi[i] for i in range(n)]  # Eq. (10)
+            # Eq. (12); episodes end only by the time limit, a truncation, so every target bootstraps.
+            q_target = [rewards + args.gamma * team.target_vfs[i](next_obs) for i in range(n)]
+        vf_loss = sum(0.5 * F.mse_loss(team.vfs[i](obs), v_target[i]) for i in range(n))  # Eq. (10)
+        qf_loss = sum(0.5 * F.mse_loss(team.qfs[i](obs, actions), q_target[i]) for i in range(n))  # Eq. (11)
     team.q_optimizer.zero_grad()
     team.v_optimizer.zero_grad()
     (qf_loss + vf_loss).backward()  # disjoint parameters: one backward pass serves both optimizers
@@ -361,11 +370,12 @@ def masac_update(team, args, update_actors=True):
     actor_loss = torch.zeros((), device=obs.device)
     if update_actors:  # else a critic warm-up: the actors keep what they entered Phase II with
         team.qfs.requires_grad_(False)  # the actor loss needs gradients through the Q networks, not of them
-        for i in range(n):
-            policy_actions = actions.clone()
-            policy_actions[:, i] = pi[i]
-            # SAC v1 policy loss (Algorithm 1, line 11), reparameterized: E[alpha log pi^i(a^i|o^i) - Q^i(o, a)]
-            actor_loss = actor_loss + (args.alpha * log_pi[i] - team.qfs[i](obs, policy_actions)).mean()
+        with autocast(args, obs.device):
+            for i in range(n):
+                policy_actions = actions.clone()
+                policy_actions[:, i] = pi[i]
+                # SAC v1 policy loss (Algorithm 1, line 11), reparameterized: E[alpha log pi^i(a^i|o^i) - Q^i(o, a)]
+                actor_loss = actor_loss + (args.alpha * log_pi[i] - team.qfs[i](obs, policy_actions)).mean()
         team.actor_optimizer.zero_grad()
         actor_loss.backward()
         team.actor_optimizer.step()
@@ -404,9 +414,10 @@ def distill_actor(sources, args, obs_dim, action_dim, device):
     for it in range(args.dvm_iterations):
         for actor, buffer, i in sources:
             obs = buffer.sample(args.dvm_batch_size)[0][:, i]
-            with torch.no_grad():
-                source_mean, source_log_std = actor(obs)
-            loss = gaussian_kl(source_mean, source_log_std, *student(obs)).mean()  # Eq. (3)
+            with autocast(args, device):
+                with torch.no_grad():
+                    source_mean, source_log_std = actor(obs)
+                loss = gaussian_kl(source_mean, source_log_std, *student(obs)).mean()  # Eq. (3)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -462,15 +473,15 @@ def match_values(sources, args, obs_dim, action_dim, device):
     for it in range(args.dvm_iterations):
         for qf, vf, buffer in sources:
             obs, actions, _, _ = buffer.sample(args.dvm_batch_size)
-            with torch.no_grad():
-                q_source, v_source = qf(obs, actions), vf(obs)
             k = args.vm_permutations
             perms = sample_permutations(all_perms, len(obs), k) if k else all_perms
             perm_obs, perm_actions = permute_agents(obs, actions, perms)  # V0 sees the same permuted observations
-            shape = (len(obs), perms.shape[-2])
-            n_perms = len(all_perms)
-            loss = (value_matching_loss(q_student(perm_obs, perm_actions).view(shape), q_source, n_perms)  # Eq. (6), Q
-                    + value_matching_loss(v_student(perm_obs).view(shape), v_source, n_perms))  # Eq. (6), V
+            shape, n_perms = (len(obs), perms.shape[-2]), len(all_perms)
+            with autocast(args, device):
+                with torch.no_grad():
+                    q_source, v_source = qf(obs, actions), vf(obs)
+                loss = (value_matching_loss(q_student(perm_obs, perm_actions).view(shape), q_source, n_perms)  # Q
+                        + value_matching_loss(v_student(perm_obs).view(shape), v_source, n_perms))  # Eq. (6): V
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -518,7 +529,8 @@ KINDS = {"phase1": "Phase I", "dvm": "DVM step", "phase2": "Phase II"}
 # what a Phase I checkpoint must share with the run that loads it, and a DVM step reused with --dvm-checkpoint
 PHASE1_KEYS = ("domain", "n_agents", "box_rule", "box_mass", "seed", "hidden_dim", "horizon", "buffer_size", "num_envs",
                "phase1_steps")
-DVM_KEYS = PHASE1_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "vm_permutations")
+DVM_KEYS = PHASE1_KEYS + ("dvm_mode", "dvm_iterations", "dvm_batch_size", "dvm_learning_rate", "vm_permutations",
+                          "precision")
 
 
 def save_checkpoint(path, kind, args, global_step, rng, **contents):
@@ -665,6 +677,9 @@ if __name__ == "__main__":
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     rng = torch.Generator(device=device).manual_seed(args.seed)  # exploration noise, apart from the updates'
+    cpu_flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    if args.precision == "bf16" and device.type == "cpu" and not {"amx_bf16", "avx512_bf16"} & set(cpu_flags):
+        print("--precision bf16: this CPU has no bf16 matrix instructions (amx_bf16, avx512_bf16): slower than fp32")
 
     # Phase I: one team (spread) or two teams on Tasks I and II (push box), each with its own worlds
     n_teams = 2 if args.domain == "push_box" else 1

@@ -16,42 +16,16 @@ import contextlib
 import dataclasses
 import os
 import sys
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import maddpg_dvm  # noqa: E402
 import masac_dvm  # noqa: E402
+from update_speed import matmul_peak, measure  # noqa: E402  (the same peak and timing as the update benchmark)
 
 SCRIPTS = {"maddpg_dvm": maddpg_dvm, "masac_dvm": masac_dvm}
-
-
-def matmul_peak(dtype, seconds):
-    """GFLOP/s of torch.mm on 2048 x 2048 matrices of this dtype."""
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-    torch.mm(a, b)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        torch.mm(a, b)
-        count += 1
-    return 2 * 2048**3 * count / (time.perf_counter() - start) / 1e9
-
-
-def seconds_per_call(work, seconds):
-    work()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        work()
-        count += 1
-    return (time.perf_counter() - start) / count
-
-
-def gflop(work):
-    with FlopCounterMode(display=False) as counter:
-        work()
-    return counter.get_total_flops() / 1e9
 
 
 def works(name, n, k, precision):
@@ -87,12 +61,12 @@ if __name__ == "__main__":
     print(f"{'script':<11}{'n':>3}{'K':>5}  {'what':<14}{'fp32 ms':>9}{'bf16 ms':>9}{'fp32/bf16':>11}"
           f"{'fp32 % peak':>13}{'bf16 % peak':>13}")
     for n, k in ((2, 0), (4, 0), (6, 1)):
-        peak = {p: matmul_peak(dtype, cli.seconds) for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+        peak = {p: matmul_peak(cli.seconds, dtype) for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
         for name in SCRIPTS:
             fp32, bf16 = works(name, n, k, "fp32"), works(name, n, k, "bf16")
             for what, i in (("update", 0), ("DVM iteration", 1)):
-                work = gflop(fp32[i])
-                t = {"fp32": seconds_per_call(fp32[i], cli.seconds), "bf16": seconds_per_call(bf16[i], cli.seconds)}
+                (rate, work), (rate_bf16, _) = measure(fp32[i], cli.seconds), measure(bf16[i], cli.seconds)
+                t = {"fp32": 1 / rate, "bf16": 1 / rate_bf16}
                 share = {p: 100 * work / t[p] / peak[p] for p in t}
                 print(f"{name:<11}{n:>3}{'all' if k == 0 else k:>5}  {what:<14}{1000 * t['fp32']:>9.2f}"
                       f"{1000 * t['bf16']:>9.2f}{t['fp32'] / t['bf16']:>10.2f}x{share['fp32']:>12.0f}%"

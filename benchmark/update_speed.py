@@ -25,8 +25,9 @@ import masac_dvm  # noqa: E402
 OBS_DIM = {2: 10, 3: 14, 4: 18}  # spread observations
 
 
-def matmul_peak(seconds):
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+def matmul_peak(seconds, dtype=torch.float32):
+    """GFLOP/s of torch.mm on 2048 x 2048 matrices of this dtype."""
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     torch.mm(a, b)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

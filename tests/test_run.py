@@ -285,7 +285,8 @@ def test_a_cut_off_run_starts_over_in_a_cleared_folder_and_keeps_its_duration(tm
 
 def test_two_invocations_of_one_run_never_run_it_side_by_side(tmp_path):
     # a piece started twice: the second waits for the first's run rather than start it again beside it
-    args = ("two", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY)
+    # (a Phase II long enough that the first is still running while the second checks its sweep: imports and worlds)
+    args = ("two", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY, "--phase2-steps", "16384")
     first = Started(tmp_path, *args, SEEDS="1", JOBS="1")
     run_dir = tmp_path / "runs" / "two" / "seed1" / "none"
     deadline = time.time() + 60
@@ -418,7 +419,7 @@ def test_a_run_waited_for_that_ends_unfinished_is_a_failure(tmp_path):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_runs_and_a_rerun_starts_them_over(tmp_path, signum):
-    args = ("sig", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY, "--phase2-steps", "4096")
+    args = ("sig", "maddpg_dvm.py", "--variants", "none", "--", *RUN_TINY, "--phase2-steps", "16384")
     started = Started(tmp_path, *args, SEEDS="2", JOBS="2")
     runs = [tmp_path / "runs" / "sig" / f"seed{s}" / "none" for s in (1, 2)]
     deadline = time.time() + 60  # both runs training (their first progress line is out)

@@ -269,8 +269,8 @@ def check_memory(module, args, has):
 
 def check_sweep(cli, flags, seeds):
     """Every run of the sweep parsed and checked as its script will (tyro, then the script's check_args and check_env),
-    and its sizes against the memory a run has (this machine's; on Slurm, --mem-gb), before the first run starts: a sweep with a bad
-    flag or sizes that cannot fit is refused in one line, not failed run by run or hours in."""
+    and its sizes against the memory a run has (this machine's; on Slurm, --mem-gb), before the first run starts: a
+    sweep with a bad flag or sizes that cannot fit is refused in one line, not failed run by run or hours in."""
     import tyro
 
     module = load_script(cli.script)

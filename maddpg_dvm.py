@@ -525,7 +525,7 @@ def set_rng_states(states, rng):
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     rng.bit_generator.state = states["explore"]
-    if states.get("cuda") and torch.cuda.is_available():  # a checkpoint of a CPU-only run may have none
+    if states.get("cuda") and torch.cuda.is_available():  # a CPU-only run saved none
         torch.cuda.set_rng_state_all(states["cuda"])
 
 

@@ -101,10 +101,13 @@ FREE_SETTINGS = {"seed", "run_name", "runs_dir", "threads", "cuda", "capture_vid
 
 
 def title(fig_name):
-    """The paper's figures by name; a variant of one (fig4c_lr1e-3, fig6_delay200) by what it changes."""
+    """The paper's figures by name; a variant of one (fig4c_lr1e-3, fig6_delay200, fig5a_bf16) by what it changes."""
+    if fig_name in TITLES or not fig_name.startswith("fig"):
+        return TITLES.get(fig_name, fig_name)
+    for suffix, words in (("_phase1", "its Phase I"), ("_bf16", "at bf16")):
+        if fig_name.endswith(suffix):
+            return f"{title(fig_name[:-len(suffix)])}, {words}"
     base, _, change = fig_name.partition("_")
-    if not base.startswith("fig"):
-        return fig_name
     if change.startswith("lr"):
         return f"Fig. {base[3:]} with Phase II at lr {change[2:]}"
     if change.startswith("delay"):

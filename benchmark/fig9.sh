@@ -12,16 +12,20 @@
 # still improve at 120k. PARTS picks the team sizes (default spread6 spread8), SEEDS the seeds (default 10), MERGE=1
 # merges a piece into committed results, JOBS the runs side by side, as for every figure:
 #   PARTS=spread6 SEEDS=1-5 bash benchmark/fig9.sh
+# Part spread8_long, only when named: 8 agents with twice Phase I (240k steps), everything else as spread8, to measure
+# whether a longer Phase I keeps DVM's lead at 8 agents (figures fig9_spread8_long_phase1 and fig9_spread8_long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 parts=${PARTS:-spread6 spread8}
 for part in $parts; do  # every part's name checked before any training
-    case $part in spread6 | spread8) ;; *) echo "unknown part $part (spread6 or spread8)" >&2; exit 2 ;; esac
+    case $part in spread6 | spread8 | spread8_long) ;; *) echo "unknown part $part (spread6, spread8 or spread8_long)" >&2
+        exit 2 ;; esac
 done
 for part in $parts; do
     case $part in
     spread6) n=6 steps=60000 ;;
     spread8) n=8 steps=120000 ;;
+    spread8_long) n=8 steps=240000 ;;
     esac
     python benchmark/run.py "fig9_${part}_phase1" maddpg_dvm.py --variants none -- --domain spread --n-agents $n \
         --phase1-steps $steps --phase2-steps 2000 "$@"

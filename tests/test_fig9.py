@@ -49,7 +49,7 @@ def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_pa
 
     proc = subprocess.run(["bash", "benchmark/fig9.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env=dict(env, PARTS="spread6 spread7"))
-    assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread7 (spread6 or spread8)"
+    assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread7 (spread6, spread8 or spread8_long)"
 
 
 def test_fig10_runs_masac_with_six_agents_at_fig5s_settings_with_sampled_permutations(tmp_path):

@@ -38,8 +38,9 @@ same figure (a piece started twice, two terminals) waits for it instead of start
 stops this invocation's runs. On a cluster the jobs outlive run.py: each seed's job id is kept in
 runs/FIG/seedS/slurm_job.txt, and a seed whose job is still pending or running is waited for, not submitted again.
 runs/FIG/wall_time.txt, kept up to date after every run, adds up the wall time of all invocations (of pieces run
-at the same time, too). A failed run is reported with the path of its log and the others go on; the figure is drawn
-from the seeds that finished, and run.py exits non-zero. Delete runs/FIG to start over.
+at the same time, too), and two pieces ending together merge in turn (each holds the figure's lock, runs/FIG/.lock).
+A failed run is reported with the path of its log and the others go on; the figure is drawn from the seeds that
+finished, and run.py exits non-zero. Delete runs/FIG to start over.
 """
 import argparse
 import contextlib
@@ -784,7 +785,9 @@ def main():
     complete = [s for s in seeds if all(finished(os.path.join(out, f"seed{s}", v)) for v in cli.variants)]
     drawn = "no seed finished all its runs: nothing drawn"
     if complete:
-        plot = subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig, *["--merge"] * cli.merge])
+        with open(os.path.join(out, ".lock"), "a") as lock:  # two lanes merging into one results/FIG.csv take turns
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            plot = subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig, *["--merge"] * cli.merge])
         drawn = (f"the figure shows the {len(complete)} seed(s) whose runs all finished" if plot.returncode == 0 else
                  f"{cli.plot} drew nothing (exit {plot.returncode}); see its error above")  # (its one line)
         if plot.returncode != 0 and not failures:

@@ -283,6 +283,20 @@ def test_a_cut_off_run_starts_over_in_a_cleared_folder_and_keeps_its_duration(tm
     assert 0 < float((cut / "seconds.txt").read_text()) < 600
 
 
+def test_the_merge_holds_the_figures_lock(tmp_path):
+    # two lanes of one figure ending together merge into one results/FIG.csv: each merge holds runs/FIG/.lock, so that
+    # neither reads the file while the other rewrites it (a lost seed). The plot script here fails if it could take it.
+    plot = tmp_path / "plot_checks_lock.py"
+    plot.write_text("import fcntl, os, sys\n"
+                    "lock = open(os.path.join(os.environ['BENCHMARK_OUT'], 'runs', sys.argv[1], '.lock'), 'a')\n"
+                    "try:\n    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+                    "except BlockingIOError:\n    sys.exit(0)\n"
+                    "sys.exit('the figure lock was free during the merge')\n")
+    proc = run_py(tmp_path, "locked", "maddpg_dvm.py", "--variants", "none", "--plot", str(plot), "--", *RUN_TINY,
+                  SEEDS="1", JOBS="1", MERGE="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_two_invocations_of_one_run_never_run_it_side_by_side(tmp_path):
     # a piece started twice: the second waits for the first's run rather than start it again beside it
     # (a Phase II long enough that the first is still running while the second checks its sweep: imports and worlds)

@@ -86,7 +86,8 @@ TITLES = {"fig4a": "Fig. 4a: MADDPG, spread, 2 agents", "fig4b": "Fig. 4b: MADDP
           "fig9_spread8_phase1": "Fig. 9 (beyond the paper): its Phase I, spread, 8 agents",
           "fig9_spread8_long": "Fig. 9 (beyond the paper): MADDPG, spread, 8 agents, Phase I 240k steps",
           "fig9_spread8_long_phase1": "Fig. 9 (beyond the paper): its Phase I of 240k steps, spread, 8 agents",
-          "fig10": "Fig. 10 (beyond the paper): MA-SAC, spread, 6 agents"}
+          "fig10": "Fig. 10 (beyond the paper): MA-SAC, spread, 6 agents",
+          "fig10_spread8": "Fig. 10 (beyond the paper): MA-SAC, spread, 8 agents"}
 TEAMS = {0: "team A, Task I", 1: "team B, Task II"}
 TARGETS = {0: "left (Task I)", 1: "right (Task II)", 2: "up (new)"}
 EXTRA_TAGS = [f"return_team{k}" for k in TEAMS] + [f"return_target{k}" for k in TARGETS]

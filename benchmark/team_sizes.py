@@ -7,7 +7,8 @@ figures (beyond the paper past 4 agents: fig9.sh, fig10.sh).
 Per algorithm and team size n, the figure that answers it: MADDPG with Phase II at lr 1e-3, the setting under which
 Fig. 4c holds (at the paper's lr 0.01 the drop right after the DVM step decides at 4 agents): fig4a_lr1e-3,
 fig4b_lr1e-3 (where it is not committed, Fig. 4b at lr 0.01, said in its row), fig4c_lr1e-3, fig9_spread6,
-fig9_spread8; MA-SAC at Fig. 5's settings, under which DVM holds up to 4 agents: fig5a, fig5b, fig5c, fig10. Per row:
+fig9_spread8; MA-SAC at Fig. 5's settings, under which DVM holds up to 4 agents: fig5a, fig5b, fig5c, fig10,
+fig10_spread8. Per row:
 the seeds, the end of Phase I, the best other method (the highest mean Phase II AUC among No DVM, Distillation and
 Value Matching), DVM minus it on Phase II AUC and on the final return with the 95 % paired bootstrap intervals of
 plot.py (the same numbers as that method's row in the figure's own table), how value matching summed Eq. (6) (all n!
@@ -31,7 +32,8 @@ BASELINES = ("none", "distill", "vm")
 ROWS = [("MADDPG", 2, ["fig4a_lr1e-3"]), ("MADDPG", 3, ["fig4b_lr1e-3"]), ("MADDPG", 3, ["fig4b"]),
         ("MADDPG", 4, ["fig4c_lr1e-3"]),
         ("MADDPG", 6, ["fig9_spread6"]), ("MADDPG", 8, ["fig9_spread8"]),
-        ("MA-SAC", 2, ["fig5a"]), ("MA-SAC", 3, ["fig5b"]), ("MA-SAC", 4, ["fig5c"]), ("MA-SAC", 6, ["fig10"])]
+        ("MA-SAC", 2, ["fig5a"]), ("MA-SAC", 3, ["fig5b"]), ("MA-SAC", 4, ["fig5c"]), ("MA-SAC", 6, ["fig10"]),
+        ("MA-SAC", 8, ["fig10_spread8"])]
 
 
 def answer(fig_name, n):

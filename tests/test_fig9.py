@@ -52,21 +52,29 @@ def test_fig9_runs_four_methods_from_one_phase1_with_sampled_permutations(tmp_pa
     assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread7 (spread6, spread8 or spread8_long)"
 
 
-def test_fig10_runs_masac_with_six_agents_at_fig5s_settings_with_sampled_permutations(tmp_path):
-    header, variants = run_figure("fig10.sh", "fig10", dict(os.environ, BENCHMARK_OUT=str(tmp_path)))
-    assert header[0].startswith("# command: masac_dvm.py --domain spread --n-agents 6 --phase1-steps 60000 "
-                                "--phase2-steps 30000 --vm-permutations 1 ")
-    assert variants == {"phase1", "none", "distill", "vm", "dvm"}
-    assert (tmp_path / "results" / "fig10.md").read_text().startswith(
-        "### Fig. 10 (beyond the paper): MA-SAC, spread, 6 agents")
-    # one Phase I, trained by the first method, at Fig. 5's (the paper's) rate in both phases
-    runs = tmp_path / "runs" / "fig10" / "seed1"
-    assert [v for v in ("none", "distill", "vm", "dvm") if (runs / v / "phase1.pt").exists()] == ["none"]
-    for variant in ("none", "distill", "vm", "dvm"):
-        checkpoint = torch.load(runs / variant / "phase2.pt", weights_only=True)
-        config = checkpoint["config"]
-        assert checkpoint["algorithm"] == "masac_dvm"
-        assert (config["n_agents"], config["learning_rate"], config["vm_permutations"]) == (6, 3e-4, 1)
+def test_fig10_runs_masac_with_six_and_eight_agents_at_fig5s_settings_with_sampled_permutations(tmp_path):
+    env = dict(os.environ, BENCHMARK_OUT=str(tmp_path))
+    run_figure("fig10.sh", "fig10", env)  # both parts, 6 agents (figure fig10) then 8 (fig10_spread8)
+    for fig, n, steps in (("fig10", 6, 60000), ("fig10_spread8", 8, 80000)):
+        with open(tmp_path / "results" / f"{fig}.csv") as f:
+            lines = list(f)
+        assert lines[0].startswith(f"# command: masac_dvm.py --domain spread --n-agents {n} --phase1-steps {steps} "
+                                   "--phase2-steps 30000 --vm-permutations 1 ")
+        variants = {r["variant"] for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
+        assert variants == {"phase1", "none", "distill", "vm", "dvm"}
+        assert (tmp_path / "results" / f"{fig}.md").read_text().startswith(
+            f"### Fig. 10 (beyond the paper): MA-SAC, spread, {n} agents")
+        # one Phase I, trained by the first method, at Fig. 5's (the paper's) rate in both phases
+        runs = tmp_path / "runs" / fig / "seed1"
+        assert [v for v in ("none", "distill", "vm", "dvm") if (runs / v / "phase1.pt").exists()] == ["none"]
+        for variant in ("none", "distill", "vm", "dvm"):
+            checkpoint = torch.load(runs / variant / "phase2.pt", weights_only=True)
+            config = checkpoint["config"]
+            assert checkpoint["algorithm"] == "masac_dvm"
+            assert (config["n_agents"], config["learning_rate"], config["vm_permutations"]) == (n, 3e-4, 1)
+    proc = subprocess.run(["bash", "benchmark/fig10.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=dict(env, PARTS="spread8 spread10"))
+    assert proc.returncode == 2 and proc.stderr.strip() == "unknown part spread10 (spread6 or spread8)"
 
 
 def test_spread_baselines_prints_random_and_noop_returns_and_refuses_a_team_spread_lacks():

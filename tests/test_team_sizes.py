@@ -60,6 +60,7 @@ def test_each_team_size_gets_dvm_minus_its_best_other_method_as_in_the_figures_t
     # one seed has no spread to resample: its difference stands alone, not as an interval of one point
     assert rows["MADDPG", "8"][1:6] == ["1", "-19.90 ± 0.00", "Distillation", "+1.00 (one seed)", "+1.00 (one seed)"]
     assert rows["MA-SAC", "6"][0] == "`fig10`: not run yet"
+    assert rows["MA-SAC", "8"][0] == "`fig10_spread8`: not run yet"
 
 
 def test_a_figure_of_another_team_size_is_refused_in_one_line(tmp_path):

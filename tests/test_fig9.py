@@ -1,7 +1,7 @@
 """benchmark/fig9.sh end to end on tiny runs (beyond the paper: MADDPG on spread with 6 agents): one Phase I per seed,
 then the four methods from it at lr 1e-3 with value matching on sampled permutations, drawn like every figure;
-benchmark/fig10.sh, MA-SAC's four methods with 6 agents at Fig. 5's settings; and benchmark/spread_baselines.py, the
-returns their Phase I is measured against."""
+benchmark/fig10.sh, MA-SAC's four methods with 6 and 8 agents at Fig. 5's settings; and
+benchmark/spread_baselines.py, the returns their Phase I is measured against."""
 import csv
 import glob
 import os

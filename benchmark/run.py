@@ -196,12 +196,19 @@ def read_seconds(path):
     return seconds
 
 
-def add_wall_time(wall_file, seconds):
-    """Adds seconds to the figure's wall_time.txt and returns the new total. The figure's lock (runs/FIG/.lock) is held
-    while it is read and written, so that invocations running at the same time (pieces of one figure in two lanes) add
-    up instead of overwriting each other's time."""
-    with open(os.path.join(os.path.dirname(wall_file), ".lock"), "a") as lock:
+@contextlib.contextmanager
+def figure_lock(fig_dir):
+    """The figure's lock (runs/FIG/.lock), held while a file that invocations of one figure share is read and
+    rewritten (wall_time.txt, the merge into results/FIG.csv): pieces in two lanes take turns instead of each writing
+    over the other's."""
+    with open(os.path.join(fig_dir, ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def add_wall_time(wall_file, seconds):
+    """Adds seconds to the figure's wall_time.txt and returns the new total, under the figure's lock."""
+    with figure_lock(os.path.dirname(wall_file)):
         total = (read_seconds(wall_file) or 0.0) + seconds
         write_atomically(wall_file, f"{total:.1f}\n")
     return total
@@ -785,8 +792,7 @@ def main():
     complete = [s for s in seeds if all(finished(os.path.join(out, f"seed{s}", v)) for v in cli.variants)]
     drawn = "no seed finished all its runs: nothing drawn"
     if complete:
-        with open(os.path.join(out, ".lock"), "a") as lock:  # two lanes merging into one results/FIG.csv take turns
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with figure_lock(out):  # two lanes merging into one results/FIG.csv take turns
             plot = subprocess.run([sys.executable, os.path.join(HERE, cli.plot), cli.fig, *["--merge"] * cli.merge])
         drawn = (f"the figure shows the {len(complete)} seed(s) whose runs all finished" if plot.returncode == 0 else
                  f"{cli.plot} drew nothing (exit {plot.returncode}); see its error above")  # (its one line)

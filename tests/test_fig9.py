@@ -21,7 +21,12 @@ def run_figure(script, fig_name, env):
     proc = subprocess.run(["bash", f"benchmark/{script}", *RUN_TINY], cwd=ROOT, capture_output=True, env=env, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(os.path.join(env["BENCHMARK_OUT"], "results", f"{fig_name}.csv")) as f:
+    return figure_curves(env["BENCHMARK_OUT"], fig_name)
+
+
+def figure_curves(out, fig_name):
+    """The header lines of OUT/results/FIG_NAME.csv and the variants it has curves of."""
+    with open(os.path.join(out, "results", f"{fig_name}.csv")) as f:
         lines = list(f)
     variants = {r["variant"] for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
     return [line for line in lines if line.startswith("#")], variants
@@ -56,11 +61,9 @@ def test_fig10_runs_masac_with_six_and_eight_agents_at_fig5s_settings_with_sampl
     env = dict(os.environ, BENCHMARK_OUT=str(tmp_path))
     run_figure("fig10.sh", "fig10", env)  # both parts, 6 agents (figure fig10) then 8 (fig10_spread8)
     for fig, n, steps in (("fig10", 6, 60000), ("fig10_spread8", 8, 80000)):
-        with open(tmp_path / "results" / f"{fig}.csv") as f:
-            lines = list(f)
-        assert lines[0].startswith(f"# command: masac_dvm.py --domain spread --n-agents {n} --phase1-steps {steps} "
-                                   "--phase2-steps 30000 --vm-permutations 1 ")
-        variants = {r["variant"] for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
+        header, variants = figure_curves(tmp_path, fig)
+        assert header[0].startswith(f"# command: masac_dvm.py --domain spread --n-agents {n} --phase1-steps {steps} "
+                                    "--phase2-steps 30000 --vm-permutations 1 ")
         assert variants == {"phase1", "none", "distill", "vm", "dvm"}
         assert (tmp_path / "results" / f"{fig}.md").read_text().startswith(
             f"### Fig. 10 (beyond the paper): MA-SAC, spread, {n} agents")

@@ -6,8 +6,8 @@ figures (beyond the paper past 4 agents: fig9.sh, fig10.sh).
 
 Per algorithm and team size n, the figure that answers it: MADDPG with Phase II at lr 1e-3, the setting under which
 Fig. 4c holds (at the paper's lr 0.01 the drop right after the DVM step decides at 4 agents): fig4a_lr1e-3,
-fig4b_lr1e-3 (with the paper's lr 0.01, fig4b, in a row beside it), fig4c_lr1e-3, fig9_spread6, fig9_spread8; MA-SAC at Fig. 5's settings, under which DVM holds up to 4 agents: fig5a, fig5b, fig5c, fig10,
-fig10_spread8. Per row:
+fig4b_lr1e-3 (with the paper's lr 0.01, fig4b, in a row beside it), fig4c_lr1e-3, fig9_spread6, fig9_spread8;
+MA-SAC at Fig. 5's settings, under which DVM holds up to 4 agents: fig5a, fig5b, fig5c, fig10, fig10_spread8. Per row:
 the seeds, the end of Phase I, the best other method (the highest mean Phase II AUC among No DVM, Distillation and
 Value Matching), DVM minus it on Phase II AUC and on the final return with the 95 % paired bootstrap intervals of
 plot.py (the same numbers as that method's row in the figure's own table), how value matching summed Eq. (6) (all n!
